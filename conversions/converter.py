@@ -1,0 +1,147 @@
+"""The converter that runs inside the sandbox (``python -m conversions.converter``).
+
+It sees only its scratch directory: the unpacked upload and an output
+directory. It imports no Django and holds no secrets. It reads its request
+from ``request.json`` and writes ``result.json``; the parent process treats
+everything it writes as untrusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from conversions.errors import ConversionError
+from conversions.formats import KERAS_H5, KERAS_V3, SAVED_MODEL
+
+# Layers whose behaviour is Python code carried in the file. TF.js cannot run
+# them, and running them here would execute the uploader's code.
+CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+
+KERAS3_UNSUPPORTED = (
+    "This model was saved by Keras 3 ({version}); Keras 3 models are not supported yet. "
+    "Save it with tf-keras (Keras 2) as .h5, or export a SavedModel with model.export(path) "
+    "and upload that as a .zip."
+)
+
+
+def _iter_layers(config: dict):
+    for layer in config.get("config", {}).get("layers", []) or []:
+        yield layer
+        if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
+            yield from _iter_layers(layer)
+
+
+def check_keras_config(model_config: dict) -> None:
+    for layer in _iter_layers(model_config):
+        class_name = layer.get("class_name", "")
+        name = layer.get("config", {}).get("name", "?")
+        if class_name in CODE_LAYERS:
+            raise ConversionError(
+                f"Layer '{name}' is a {class_name} layer: it holds Python code, which Modelport "
+                "never runs and TF.js cannot execute. Replace it with built-in layers."
+            )
+        if layer.get("module") not in (None, "keras.layers", "keras") and "registered_name" in layer:
+            if layer.get("registered_name") and layer["registered_name"] != class_name:
+                raise ConversionError(
+                    f"Layer '{name}' is a custom class {layer['registered_name']!r}; custom code is "
+                    "never run and TF.js cannot load it."
+                )
+
+
+def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> dict:
+    import h5py
+
+    with h5py.File(source, "r") as h5:
+        if "model_config" not in h5.attrs:
+            raise ConversionError(
+                "The HDF5 file holds weights only, without the model's architecture. "
+                "Save the whole model with model.save('model.h5')."
+            )
+        version = h5.attrs.get("keras_version", b"")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        raw_config = h5.attrs["model_config"]
+        model_config = json.loads(raw_config.decode() if isinstance(raw_config, bytes) else raw_config)
+    if version.startswith("3"):
+        raise ConversionError(KERAS3_UNSUPPORTED.format(version=f"Keras {version}"))
+    check_keras_config(model_config)
+
+    from tensorflowjs.converters import converter
+
+    converter.dispatch_keras_h5_to_tfjs_layers_model_conversion(
+        str(source), output_dir=str(output), weight_shard_size_bytes=shard_bytes
+    )
+    return {"output_format": "layers-model"}
+
+
+def convert_saved_model(source: Path, output: Path, shard_bytes: int, signature: str) -> dict:
+    import tensorflow as tf
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as saved_model_conversion
+
+    try:
+        loaded = tf.saved_model.load(str(source))
+    except Exception as exc:  # the file is untrusted: any failure is the file's
+        raise ConversionError(f"TensorFlow could not load the SavedModel: {_first_line(exc)}") from None
+    signatures = sorted(getattr(loaded, "signatures", {}).keys())
+    if signature not in signatures:
+        available = ", ".join(signatures) or "none"
+        raise ConversionError(
+            f"The SavedModel has no signature named '{signature}' (available: {available}). "
+            "Export it with a serving signature, e.g. tf.saved_model.save(module, path, signatures=...)."
+        )
+    del loaded
+    try:
+        saved_model_conversion.convert_tf_saved_model(
+            str(source), str(output), signature_def=signature, weight_shard_size_bytes=shard_bytes
+        )
+    except ValueError as exc:
+        raise ConversionError(f"The SavedModel cannot be converted to TF.js: {_first_line(exc)}") from None
+    if not (output / "model.json").is_file():
+        raise ConversionError("The SavedModel could not be frozen into a TF.js graph model.")
+    return {"output_format": "graph-model"}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+def run(request: dict) -> dict:
+    source = Path(request["source"])
+    output = Path(request["output"])
+    input_format = request["format"]
+    shard_bytes = int(request["shard_bytes"])
+    if input_format == KERAS_H5:
+        result = convert_keras_h5(source, output, shard_bytes)
+    elif input_format == SAVED_MODEL:
+        result = convert_saved_model(source, output, shard_bytes, request.get("signature") or "serving_default")
+    elif input_format == KERAS_V3:
+        raise ConversionError(KERAS3_UNSUPPORTED.format(version="a .keras file"))
+    else:
+        raise ConversionError(f"Unknown input format {input_format!r}.")
+    import tensorflowjs
+
+    result["converter_version"] = f"tensorflowjs {tensorflowjs.__version__}"
+    return result
+
+
+def main() -> int:
+    workdir = Path(sys.argv[1])
+    request = json.loads((workdir / "request.json").read_text())
+    try:
+        result = {"ok": True, **run(request)}
+    except ConversionError as exc:
+        result = {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"ok": False, "error": f"The converter failed on this model: {_first_line(exc)}"}
+    (workdir / "result.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

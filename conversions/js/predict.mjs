@@ -1,0 +1,83 @@
+// Load a TF.js model (by URL or from a directory) and run it on given inputs.
+//
+//   node predict.mjs --url URL | --dir DIR  --kind layers|graph  --inputs FILE
+//                    [--header "Name: value"]
+//
+// FILE holds {"inputs": [{"dtype": "float32", "shape": [...], "data": [...]}]}.
+// Prints {"outputs": [{"shape": [...], "data": [...]}], "backend": "cpu"}.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+function parseArgs(argv) {
+  const args = { headers: {} };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '');
+    const value = argv[i + 1];
+    if (key === 'header') {
+      const at = value.indexOf(':');
+      args.headers[value.slice(0, at).trim()] = value.slice(at + 1).trim();
+    } else {
+      args[key] = value;
+    }
+  }
+  return args;
+}
+
+// An IOHandler that reads model.json and its shards from a directory,
+// resolving paths exactly as tfjs's HTTP loader does.
+function directoryHandler(dir) {
+  return {
+    async load() {
+      const modelJson = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8'));
+      const weightSpecs = [];
+      const buffers = [];
+      for (const group of modelJson.weightsManifest) {
+        weightSpecs.push(...group.weights);
+        for (const p of group.paths) {
+          const bytes = await readFile(path.join(dir, p));
+          buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+        }
+      }
+      return {
+        modelTopology: modelJson.modelTopology,
+        format: modelJson.format,
+        generatedBy: modelJson.generatedBy,
+        convertedBy: modelJson.convertedBy,
+        signature: modelJson.signature,
+        userDefinedMetadata: modelJson.userDefinedMetadata,
+        modelInitializer: modelJson.modelInitializer,
+        trainingConfig: modelJson.trainingConfig,
+        weightSpecs,
+        weightData: tf.io.concatenateArrayBuffers(buffers),
+      };
+    },
+  };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  await tf.setBackend('cpu');
+  const source = args.dir ? directoryHandler(args.dir) : args.url;
+  const options = { requestInit: { headers: args.headers } };
+  const model = args.kind === 'graph'
+    ? await tf.loadGraphModel(source, options)
+    : await tf.loadLayersModel(source, options);
+  const spec = JSON.parse(await readFile(args.inputs, 'utf8'));
+  const inputs = spec.inputs.map((t) => tf.tensor(t.data, t.shape, t.dtype || 'float32'));
+  const feed = inputs.length === 1 ? inputs[0] : inputs;
+  let result = args.kind === 'graph' ? await model.executeAsync(feed) : model.predict(feed);
+  if (!Array.isArray(result)) {
+    result = result instanceof tf.Tensor ? [result] : Object.keys(result).sort().map((k) => result[k]);
+  }
+  const outputs = [];
+  for (const t of result) {
+    outputs.push({ shape: t.shape, data: Array.from(await t.data()) });
+  }
+  process.stdout.write(JSON.stringify({ outputs, backend: tf.getBackend() }));
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});

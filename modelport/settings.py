@@ -1,0 +1,269 @@
+"""Modelport settings: one module, driven by environment variables.
+
+Every variable has an embedded default that gives a self-contained
+development setup (SQLite, local disk under ``var/``, a filesystem Celery
+broker). Production sets the variables listed in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from botocore.config import Config as BotoConfig
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+VAR_DIR = Path(env("MODELPORT_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-for-debug-mode"
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# Absolute base used for model_url in API responses and for snippets. Empty
+# means "derive from the request", which is right behind a correct proxy.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "registry",
+    "conversions",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "registry.middleware.StorageUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "modelport.urls"
+WSGI_APPLICATION = "modelport.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so a Celery worker process started by the tests
+    # sees the same test database as the test process.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+_TFJS_DIST = BASE_DIR / "node_modules" / "@tensorflow" / "tfjs" / "dist"
+if _TFJS_DIST.is_dir():
+    STATICFILES_DIRS.append(("vendor/tfjs", _TFJS_DIST))
+
+# Storage: local disk by default, any S3-compatible server when S3_BUCKET is set.
+S3_BUCKET = env("S3_BUCKET")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL")
+S3_REGION = env("S3_REGION", "us-east-1")
+if S3_BUCKET:
+    _model_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": S3_REGION,
+            "access_key": env("S3_ACCESS_KEY_ID"),
+            "secret_key": env("S3_SECRET_ACCESS_KEY"),
+            "location": env("S3_PREFIX"),
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": False,
+            # boto3 >= 1.36 sends CRC checksums by default; several
+            # S3-compatible servers reject them. Only when S3 demands it.
+            "client_config": BotoConfig(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 5, "mode": "standard"},
+            ),
+        },
+    }
+else:
+    _model_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "storage")},
+    }
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "media")},
+    },
+    "models": _model_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Origins allowed in the S3 bucket's CORS rule (set by `manage.py s3cors`).
+S3_CORS_ORIGINS = envlist("S3_CORS_ORIGINS", "*")
+
+# Upload limits. Django has no total cap of its own.
+MAX_UPLOAD_BYTES = envint("MODELPORT_MAX_UPLOAD_BYTES", 2 * 1024**3)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Conversion sandbox limits.
+CONVERSION_TIMEOUT_SECONDS = envint("MODELPORT_CONVERSION_TIMEOUT", 900)
+CONVERSION_MEMORY_BYTES = envint("MODELPORT_CONVERSION_MEMORY_BYTES", 8 * 1024**3)
+CONVERSION_MAX_ATTEMPTS = envint("MODELPORT_CONVERSION_MAX_ATTEMPTS", 3)
+CONVERSION_SCRATCH_DIR = Path(env("MODELPORT_SCRATCH_DIR", str(VAR_DIR / "scratch")))
+WEIGHT_SHARD_BYTES = envint("MODELPORT_WEIGHT_SHARD_BYTES", 4 * 1024 * 1024)
+
+# CORS. /m/ (model files) is open to every origin: access control there is
+# by token, and a browser app on any origin must be able to load a public
+# model. The API is open only to the configured origins.
+CORS_ALLOWED_ORIGINS = envlist("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/(api|m)/.*$"
+CORS_EXPOSE_HEADERS = ["ETag", "Content-Length", "Content-Type"]
+CORS_PREFLIGHT_MAX_AGE = 86400
+
+# Celery. Job state lives in the database; Celery only carries primary keys.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis re-delivers an unacked message after this long; it must be
+        # longer than the longest conversion or a slow job runs twice.
+        "visibility_timeout": CONVERSION_TIMEOUT_SECONDS * 2 + 600,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+# Acknowledge after the task finishes, so a worker killed mid-conversion
+# leaves the message for another worker instead of losing the job.
+CELERY_TASK_ACKS_LATE = True
+# ... and treat a worker that died (kill -9, OOM) as "redeliver", not "done".
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Conversions are long: never let one worker hoard queued jobs.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The sandbox has its own timeout; this is the backstop for the task itself.
+CELERY_TASK_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 300
+CELERY_TASK_SOFT_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 240
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tests (and anyone debugging) can run tasks inline.
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Modelport API",
+    "DESCRIPTION": "Host, version and serve TensorFlow.js models.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_PROXY", False) else None
+USE_X_FORWARDED_HOST = envbool("BEHIND_PROXY", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+}
+
+FILE_UPLOAD_HANDLERS = [
+    "registry.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]

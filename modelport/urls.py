@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from registry import serving
+
+urlpatterns = [
+    path("api/v1/", include("registry.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("m/<str:owner>/<str:name>/<str:ref>/<str:filename>", serving.serve_file, name="serve-file"),
+    path("admin/", admin.site.urls),
+    path("", include("registry.urls")),
+]
+
+handler404 = "registry.errors.not_found"
+handler500 = "registry.errors.server_error"

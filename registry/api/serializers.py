@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from registry.models import Model, Version, model_name_validator
+
+
+def absolute_url(request, path: str) -> str:
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL + path
+    return request.build_absolute_uri(path)
+
+
+def load_snippet(version: Version, url: str) -> str:
+    if version.output_format == Version.OutputFormat.GRAPH:
+        return f"const model = await tf.loadGraphModel('{url}');"
+    return f"const model = await tf.loadLayersModel('{url}');"
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    format = serializers.CharField(source="output_format", read_only=True)
+    upload = serializers.SerializerMethodField()
+    model_url = serializers.SerializerMethodField()
+    snippet = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Version
+        fields = [
+            "number", "status", "error", "failure", "format", "input_format", "converter_version",
+            "upload", "model_url", "snippet", "created_at", "started_at", "finished_at",
+            "conversion_seconds", "attempts",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_upload(self, version: Version) -> dict:
+        return {"name": version.upload_name, "size": version.upload_size, "sha256": version.upload_sha256}
+
+    def get_model_url(self, version: Version) -> str | None:
+        if not version.is_ready:
+            return None
+        return absolute_url(self.context["request"], version.model_json_path())
+
+    def get_snippet(self, version: Version) -> str | None:
+        url = self.get_model_url(version)
+        return load_snippet(version, url) if url else None
+
+
+class VersionUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True, help_text="The model: .h5, .keras, or a SavedModel as .zip/.tar.gz")
+    format = serializers.ChoiceField(
+        choices=Version.InputFormat.choices, required=False, allow_blank=True,
+        help_text="Override format detection.",
+    )  # fmt: skip
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    name = serializers.CharField(max_length=100, validators=[model_name_validator])
+    full_name = serializers.CharField(read_only=True)
+    latest_version = serializers.SerializerMethodField()
+    latest_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Model
+        fields = ["owner", "name", "full_name", "description", "public", "latest_version", "latest_url", "created_at", "updated_at"]
+        read_only_fields = ["owner", "full_name", "latest_version", "latest_url", "created_at", "updated_at"]
+
+    def _latest(self, model: Model) -> Version | None:
+        cache = self.context.setdefault("_latest", {})
+        if model.pk not in cache:
+            cache[model.pk] = model.latest_ready()
+        return cache[model.pk]
+
+    def get_latest_version(self, model: Model) -> int | None:
+        latest = self._latest(model)
+        return latest.number if latest else None
+
+    def get_latest_url(self, model: Model) -> str | None:
+        latest = self._latest(model)
+        if latest is None:
+            return None
+        return absolute_url(self.context["request"], latest.model_json_path("latest"))
+
+
+class ModelUpdateSerializer(ModelSerializer):
+    name = serializers.CharField(read_only=True)

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from registry.api import views
+
+urlpatterns = [
+    path("models/", views.ModelList.as_view(), name="api-models"),
+    path("models/<str:owner>/<str:name>/", views.ModelDetail.as_view(), name="api-model"),
+    path("models/<str:owner>/<str:name>/versions/", views.VersionList.as_view(), name="api-versions"),
+    path("models/<str:owner>/<str:name>/versions/<int:number>/", views.VersionDetail.as_view(), name="api-version"),
+]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from registry import services
+from registry.api.serializers import ModelSerializer, ModelUpdateSerializer, VersionSerializer, VersionUploadSerializer
+from registry.models import Model, Version
+
+
+def visible_model(request, owner: str, name: str) -> Model:
+    model = Model.objects.visible_to(request.user).select_related("owner").filter(owner__username=owner, name=name).first()
+    if model is None:
+        raise Http404(f"No model '{owner}/{name}'.")
+    return model
+
+
+def owned_model(request, owner: str, name: str) -> Model:
+    model = visible_model(request, owner, name)
+    if model.owner_id != request.user.id:
+        raise PermissionDenied(f"Only {model.owner.username} can change '{model.full_name}'.")
+    return model
+
+
+class ModelList(generics.ListCreateAPIView):
+    serializer_class = ModelSerializer
+
+    def get_queryset(self):
+        return Model.objects.visible_to(self.request.user).select_related("owner")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.create_model(
+            self.request.user, data["name"], data.get("description", ""), data.get("public", True)
+        )
+
+
+class ModelDetail(generics.RetrieveUpdateDestroyAPIView):
+    def get_serializer_class(self):
+        return ModelSerializer if self.request.method == "GET" else ModelUpdateSerializer
+
+    def get_object(self):
+        if self.request.method in permissions.SAFE_METHODS:
+            return visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
+        return owned_model(self.request, self.kwargs["owner"], self.kwargs["name"])
+
+    def perform_destroy(self, instance: Model) -> None:
+        services.delete_model(instance)
+
+
+class VersionList(generics.ListAPIView):
+    serializer_class = VersionSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        model = visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
+        return model.versions.select_related("model__owner")
+
+    @extend_schema(request=VersionUploadSerializer, responses={202: VersionSerializer})
+    def post(self, request, owner: str, name: str):
+        model = owned_model(request, owner, name)
+        upload = VersionUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        file = upload.validated_data["file"]
+        version = services.upload_version(
+            model, request.user, file, file.name, upload.validated_data.get("format", "")
+        )
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VersionDetail(generics.RetrieveAPIView):
+    serializer_class = VersionSerializer
+
+    def get_object(self) -> Version:
+        model = visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
+        version = model.versions.select_related("model__owner").filter(number=self.kwargs["number"]).first()
+        if version is None:
+            raise Http404(f"Model '{model.full_name}' has no version {self.kwargs['number']}.")
+        return version

@@ -1,0 +1,21 @@
+"""Error pages: JSON for API and model-file URLs, HTML elsewhere."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.views import defaults
+
+MACHINE_PREFIXES = ("/api/", "/m/")
+
+
+def not_found(request, exception=None):
+    if request.path.startswith(MACHINE_PREFIXES):
+        message = str(exception.args[0]) if exception and exception.args and isinstance(exception.args[0], str) else "Not found."
+        return JsonResponse({"detail": message}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith(MACHINE_PREFIXES):
+        return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)
+    return defaults.server_error(request)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+model_name_validator = RegexValidator(
+    MODEL_NAME_PATTERN,
+    "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+
+
+class ModelQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ModelQuerySet:
+        """Public models plus the user's own. Private models of others are
+        treated as nonexistent everywhere (404, never 403)."""
+        if user is not None and user.is_authenticated:
+            return self.filter(Q(public=True) | Q(owner=user))
+        return self.filter(public=True)
+
+
+class Model(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=100, validators=[model_name_validator])
+    description = models.TextField(blank=True)
+    public = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_model_name_per_owner")]
+        ordering = ["owner__username", "name"]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("model-detail", args=[self.owner.username, self.name])
+
+    def latest_ready(self) -> Version | None:
+        return self.versions.filter(status=Version.Status.READY).order_by("-number").first()
+
+
+class Version(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONVERTING = "converting"
+        READY = "ready"
+        FAILED = "failed"
+
+    class Failure(models.TextChoices):
+        NONE = ""
+        # The upload itself is at fault: the user must change the file.
+        USER = "user"
+        # Modelport is at fault (storage down, worker crashed): retrying the
+        # same file may work.
+        SYSTEM = "system"
+
+    class InputFormat(models.TextChoices):
+        KERAS_H5 = "keras-h5", "Keras HDF5 (.h5)"
+        KERAS_V3 = "keras-v3", "Keras 3 (.keras)"
+        SAVED_MODEL = "saved-model", "TensorFlow SavedModel"
+
+    class OutputFormat(models.TextChoices):
+        LAYERS = "layers-model"
+        GRAPH = "graph-model"
+
+    FINAL_STATES = (Status.READY, Status.FAILED)
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    failure = models.CharField(max_length=8, choices=Failure.choices, blank=True, default=Failure.NONE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    upload_name = models.CharField(max_length=255)
+    upload_size = models.BigIntegerField()
+    upload_sha256 = models.CharField(max_length=64)
+    upload_key = models.CharField(max_length=512)
+    requested_format = models.CharField(max_length=16, choices=InputFormat.choices, blank=True)
+
+    input_format = models.CharField(max_length=16, choices=InputFormat.choices, blank=True)
+    output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)
+    converter_version = models.CharField(max_length=32, blank=True)
+    artifact_prefix = models.CharField(max_length=512, blank=True)
+    # [{"path": "group1-shard1of1.bin", "size": 123, "sha256": "..."}, ...]
+    files = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    conversion_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "number"], name="unique_version_number")]
+        ordering = ["model", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.model.full_name}@{self.number}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATES
+
+    def model_json_path(self, ref: str | None = None) -> str:
+        return reverse(
+            "serve-file",
+            args=[self.model.owner.username, self.model.name, ref or str(self.number), "model.json"],
+        )
+
+    def file_entry(self, path: str) -> dict | None:
+        return next((entry for entry in self.files if entry["path"] == path), None)

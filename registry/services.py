@@ -1,0 +1,108 @@
+"""Workflows of the registry: create models, accept uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import IO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from conversions.errors import ConversionError
+from conversions.formats import detect_format
+from registry import storage
+from registry.models import Model, Version
+
+logger = logging.getLogger(__name__)
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; ``status`` is the HTTP status to use."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def create_model(owner, name: str, description: str = "", public: bool = True) -> Model:
+    try:
+        with transaction.atomic():
+            return Model.objects.create(owner=owner, name=name, description=description, public=public)
+    except IntegrityError:
+        raise RegistryError(f"You already have a model named '{name}'.", status=409) from None
+
+
+def _hash_and_size(fileobj: IO[bytes]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    fileobj.seek(0)
+    while chunk := fileobj.read(1024 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest(), size
+
+
+def upload_version(model: Model, user, fileobj: IO[bytes], filename: str, requested_format: str = "") -> Version:
+    """Store the upload, create the next version and queue its conversion.
+
+    The file is checked cheaply first (empty? a model at all?) so obvious
+    mistakes get an immediate 400 instead of a failed version.
+    """
+    sha256, size = _hash_and_size(fileobj)
+    if size == 0:
+        raise RegistryError("The uploaded file is empty.")
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise RegistryError(f"The upload is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.", status=413)
+    if not requested_format:
+        try:
+            detect_format(fileobj)
+        except ConversionError as exc:
+            raise RegistryError(str(exc)) from None
+
+    version = Version(
+        model=model,
+        created_by=user,
+        upload_name=filename[:255],
+        upload_size=size,
+        upload_sha256=sha256,
+        requested_format=requested_format,
+    )
+    version.upload_key = f"uploads/{version.uid}/upload"
+    storage.put_blob(version.upload_key, fileobj)
+    try:
+        with transaction.atomic():
+            Model.objects.select_for_update().filter(pk=model.pk).first()
+            version.number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+            version.save()
+            transaction.on_commit(lambda: _enqueue(version.pk))
+    except Exception:
+        storage.delete_blob(version.upload_key)
+        raise
+    return version
+
+
+def _enqueue(version_id: int) -> None:
+    from conversions.tasks import convert_version
+
+    convert_version.delay(version_id)
+
+
+
+def delete_model(model: Model) -> None:
+    """Delete a model with its versions, then their stored files."""
+    keys = list(model.versions.values_list("upload_key", "uid"))
+    model.delete()
+
+    def remove_files() -> None:
+        for upload_key, uid in keys:
+            try:
+                storage.delete_blob(upload_key)
+                storage.delete_prefix(f"artifacts/{uid}")
+            except storage.StorageError:
+                logger.exception("could not delete files of a deleted version %s", uid)
+
+    transaction.on_commit(remove_files)

@@ -1,0 +1,173 @@
+"""Object storage for uploads and converted models, behind a small domain API.
+
+Local disk and S3 are one setting apart (``STORAGES["models"]``). Every key
+written here is immutable: uploads live under the version's uuid and
+converted files under a fresh prefix per conversion attempt, so objects can
+be cached forever by browsers and CDNs.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterator
+from typing import IO
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.files import File
+from django.core.files.storage import storages
+
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+CHUNK_SIZE = 256 * 1024
+
+mimetypes.add_type("application/octet-stream", ".bin")
+
+
+class StorageError(Exception):
+    """Storage is unreachable or refused an operation (a system failure)."""
+
+
+class BlobNotFound(StorageError):
+    pass
+
+
+def _storage():
+    return storages["models"]
+
+
+def _is_s3(storage) -> bool:
+    return hasattr(storage, "bucket")
+
+
+def content_type_for(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def put_blob(key: str, fileobj: IO[bytes]) -> None:
+    storage = _storage()
+    try:
+        if _is_s3(storage):
+            storage.bucket.upload_fileobj(
+                fileobj,
+                storage._normalize_name(key),
+                ExtraArgs={"ContentType": content_type_for(key), "CacheControl": IMMUTABLE_CACHE_CONTROL},
+            )
+        else:
+            if storage.exists(key):
+                storage.delete(key)
+            saved = storage.save(key, File(fileobj))
+            if saved != key:
+                raise StorageError(f"storage saved {key!r} as {saved!r}")
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise StorageError(f"could not store {key}: {exc}") from exc
+
+
+def blob_size(key: str) -> int:
+    storage = _storage()
+    try:
+        if _is_s3(storage):
+            return storage.bucket.Object(storage._normalize_name(key)).content_length
+        return storage.size(key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            raise BlobNotFound(key) from exc
+        raise StorageError(f"could not stat {key}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise BlobNotFound(key) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise StorageError(f"could not stat {key}: {exc}") from exc
+
+
+def iter_blob(key: str) -> Iterator[bytes]:
+    """Open a blob now (so a missing blob or dead storage raises here, before
+    any response is sent) and return an iterator over its chunks."""
+    storage = _storage()
+    try:
+        if _is_s3(storage):
+            body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]
+            return body.iter_chunks(CHUNK_SIZE)
+        handle = storage.open(key, "rb")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            raise BlobNotFound(key) from exc
+        raise StorageError(f"could not read {key}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise BlobNotFound(key) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise StorageError(f"could not read {key}: {exc}") from exc
+    return _read_chunks(handle)
+
+
+def _read_chunks(handle) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+def read_blob(key: str) -> bytes:
+    return b"".join(iter_blob(key))
+
+
+def download_blob(key: str, destination: IO[bytes]) -> None:
+    for chunk in iter_blob(key):
+        destination.write(chunk)
+
+
+def delete_prefix(prefix: str) -> None:
+    storage = _storage()
+    prefix = prefix.rstrip("/") + "/"
+    try:
+        if _is_s3(storage):
+            storage.bucket.objects.filter(Prefix=storage._normalize_name(prefix)).delete()
+            return
+        _delete_local_tree(storage, prefix.rstrip("/"))
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise StorageError(f"could not delete {prefix}: {exc}") from exc
+
+
+def _delete_local_tree(storage, prefix: str) -> None:
+    if not storage.exists(prefix):
+        return
+    directories, files = storage.listdir(prefix)
+    for name in files:
+        storage.delete(f"{prefix}/{name}")
+    for name in directories:
+        _delete_local_tree(storage, f"{prefix}/{name}")
+
+
+def delete_blob(key: str) -> None:
+    try:
+        _storage().delete(key)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise StorageError(f"could not delete {key}: {exc}") from exc
+
+
+def configure_bucket(origins: list[str]) -> str:
+    """Create the bucket if missing and set its CORS rule so browsers can
+    fetch model files straight from storage or a CDN in front of it."""
+    storage = _storage()
+    if not _is_s3(storage):
+        return "local disk storage: no bucket to configure"
+    client = storage.connection.meta.client
+    bucket = storage.bucket_name
+    try:
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError:
+            client.create_bucket(Bucket=bucket)
+        client.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": origins,
+                        "AllowedMethods": ["GET", "HEAD"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag", "Content-Length", "Content-Type"],
+                        "MaxAgeSeconds": 86400,
+                    }
+                ]
+            },
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageError(f"could not configure bucket {bucket}: {exc}") from exc
+    return f"bucket {bucket}: CORS allows {', '.join(origins)}"
