@@ -28,7 +28,9 @@ class Limits:
 def _safe_relative(name: str) -> PurePosixPath:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ConversionError(f"The archive member {name!r} has an absolute path; archives must hold relative paths only.")
+        raise ConversionError(
+            f"The archive member {name!r} has an absolute path; archives must hold relative paths only."
+        )
     if any(part == ".." for part in path.parts):
         raise ConversionError(f"The archive member {name!r} points outside the archive ('..'); it was refused.")
     return path
@@ -56,9 +58,7 @@ def _check_totals(count: int, declared: int, compressed_size: int, limits: Limit
     if count > limits.max_members:
         raise ConversionError(f"The archive has {count} members; at most {limits.max_members} are allowed.")
     if declared > limits.max_total_bytes:
-        raise ConversionError(
-            f"The archive unpacks to {declared} bytes; at most {limits.max_total_bytes} are allowed."
-        )
+        raise ConversionError(f"The archive unpacks to {declared} bytes; at most {limits.max_total_bytes} are allowed.")
     if declared > compressed_size * limits.max_ratio and declared > 64 * 1024 * 1024:
         raise ConversionError("The archive's compression ratio is suspiciously high (a zip bomb?); it was refused.")
 
@@ -72,7 +72,9 @@ def _extract_zip(archive_path: Path, destination: Path, limits: Limits, compress
             relative = _safe_relative(member.filename)
             mode = member.external_attr >> 16
             if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
-                raise ConversionError(f"The archive member {member.filename!r} is a link or special file; it was refused.")
+                raise ConversionError(
+                    f"The archive member {member.filename!r} is a link or special file; it was refused."
+                )
             target = destination.joinpath(*relative.parts)
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,9 @@ def _extract_tar(archive_path: Path, destination: Path, limits: Limits, compress
             for member in members:
                 relative = _safe_relative(member.name)
                 if not (member.isfile() or member.isdir()):
-                    raise ConversionError(f"The archive member {member.name!r} is a link or special file; it was refused.")
+                    raise ConversionError(
+                        f"The archive member {member.name!r} is a link or special file; it was refused."
+                    )
                 target = destination.joinpath(*relative.parts)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)

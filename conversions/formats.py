@@ -31,20 +31,21 @@ NO_SAVED_MODEL = (
 
 def archive_names(fileobj: IO[bytes]) -> list[str] | None:
     """Member names of a zip or tar archive, or None if it is neither."""
-    fileobj.seek(0)
-    if zipfile.is_zipfile(fileobj):
+    try:
+        fileobj.seek(0)
+        if zipfile.is_zipfile(fileobj):
+            fileobj.seek(0)
+            try:
+                with zipfile.ZipFile(fileobj) as archive:
+                    return archive.namelist()
+            except zipfile.BadZipFile as exc:
+                raise ConversionError(f"The zip archive is damaged: {exc}.") from None
         fileobj.seek(0)
         try:
-            with zipfile.ZipFile(fileobj) as archive:
-                return archive.namelist()
-        except zipfile.BadZipFile as exc:
-            raise ConversionError(f"The zip archive is damaged: {exc}.") from None
-    fileobj.seek(0)
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r:*") as archive:
-            return archive.getnames()
-    except (tarfile.TarError, EOFError, OSError):
-        return None
+            with tarfile.open(fileobj=fileobj, mode="r:*") as archive:
+                return archive.getnames()
+        except (tarfile.TarError, EOFError, OSError):
+            return None
     finally:
         fileobj.seek(0)
 

@@ -19,7 +19,17 @@ from conversions.errors import ConversionError, SystemFailure
 
 MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2, "int8": 1, "int16": 2, "complex64": 8}
+DTYPE_BYTES = {
+    "float32": 4,
+    "int32": 4,
+    "bool": 1,
+    "uint8": 1,
+    "uint16": 2,
+    "float16": 2,
+    "int8": 1,
+    "int16": 2,
+    "complex64": 8,
+}
 
 
 @dataclass(frozen=True)

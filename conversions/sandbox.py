@@ -99,7 +99,9 @@ def _read_result(workdir: Path, returncode: int, limits: SandboxLimits, log_path
     if returncode != 0 or not result_path.is_file():
         tail = log_path.read_text(errors="replace")[-2000:]
         if returncode in (-signal.SIGXCPU, -signal.SIGKILL) or "SIGXCPU" in tail:
-            raise ConversionError(f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped.")
+            raise ConversionError(
+                f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped."
+            )
         if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
             raise ConversionError(
                 f"Conversion needed more than the {limits.memory_bytes // 1024**2} MiB memory limit and was stopped."

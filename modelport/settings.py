@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "registry",
     "conversions",
 ]
@@ -110,9 +111,7 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
-    )
+    "default": dj_database_url.parse(env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60)
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so a Celery worker process started by the tests
@@ -136,6 +135,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve from app directories without collectstatic in development.
+WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 _TFJS_DIST = BASE_DIR / "node_modules" / "@tensorflow" / "tfjs" / "dist"
 if _TFJS_DIST.is_dir():
@@ -170,7 +172,7 @@ if S3_BUCKET:
 else:
     _model_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(VAR_DIR / "storage")},
+        "OPTIONS": {"location": env("MODELPORT_STORAGE_DIR", str(VAR_DIR / "storage"))},
     }
 STORAGES = {
     "default": {
@@ -206,10 +208,13 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
+    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -218,6 +223,7 @@ else:
         # longer than the longest conversion or a slow job runs twice.
         "visibility_timeout": CONVERSION_TIMEOUT_SECONDS * 2 + 600,
     }
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "modelport")
 CELERY_TASK_IGNORE_RESULT = True
 # Acknowledge after the task finishes, so a worker killed mid-conversion
 # leaves the message for another worker instead of losing the job.
@@ -248,6 +254,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Host, version and serve TensorFlow.js models.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)

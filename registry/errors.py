@@ -10,7 +10,11 @@ MACHINE_PREFIXES = ("/api/", "/m/")
 
 def not_found(request, exception=None):
     if request.path.startswith(MACHINE_PREFIXES):
-        message = str(exception.args[0]) if exception and exception.args and isinstance(exception.args[0], str) else "Not found."
+        message = (
+            str(exception.args[0])
+            if exception and exception.args and isinstance(exception.args[0], str)
+            else "Not found."
+        )
         return JsonResponse({"detail": message}, status=404)
     return defaults.page_not_found(request, exception)
 

@@ -41,12 +41,12 @@ class Model(models.Model):
     def __str__(self) -> str:
         return self.full_name
 
+    def get_absolute_url(self) -> str:
+        return reverse("model-detail", args=[self.owner.username, self.name])
+
     @property
     def full_name(self) -> str:
         return f"{self.owner.username}/{self.name}"
-
-    def get_absolute_url(self) -> str:
-        return reverse("model-detail", args=[self.owner.username, self.name])
 
     def latest_ready(self) -> Version | None:
         return self.versions.filter(status=Version.Status.READY).order_by("-number").first()

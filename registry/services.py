@@ -91,7 +91,6 @@ def _enqueue(version_id: int) -> None:
     convert_version.delay(version_id)
 
 
-
 def delete_model(model: Model) -> None:
     """Delete a model with its versions, then their stored files."""
     keys = list(model.versions.values_list("upload_key", "uid"))

@@ -43,7 +43,9 @@ def content_type_for(key: str) -> str:
 
 
 def put_blob(key: str, fileobj: IO[bytes]) -> None:
+    """Store the whole of `fileobj` (from its start) under `key`."""
     storage = _storage()
+    fileobj.seek(0)
     try:
         if _is_s3(storage):
             storage.bucket.upload_fileobj(

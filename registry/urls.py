@@ -7,7 +7,11 @@ from registry import web
 
 urlpatterns = [
     path("", web.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="registry/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registry/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("new/", web.create_model, name="model-create"),
     path("<str:owner>/<str:name>/", web.model_detail, name="model-detail"),

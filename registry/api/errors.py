@@ -11,7 +11,11 @@ from registry.storage import StorageError
 
 def _flatten(detail, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
-        return [line for key, value in detail.items() for line in _flatten(value, f"{key}: " if key != "non_field_errors" else "")]
+        return [
+            line
+            for key, value in detail.items()
+            for line in _flatten(value, f"{key}: " if key != "non_field_errors" else "")
+        ]
     if isinstance(detail, list):
         return [line for item in detail for line in _flatten(item, prefix)]
     return [f"{prefix}{detail}"]

@@ -47,7 +47,9 @@ class VersionSerializer(serializers.ModelSerializer):
 
 
 class VersionUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True, help_text="The model: .h5, .keras, or a SavedModel as .zip/.tar.gz")
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="The model: .h5, .keras, or a SavedModel as .zip/.tar.gz"
+    )
     format = serializers.ChoiceField(
         choices=Version.InputFormat.choices, required=False, allow_blank=True,
         help_text="Override format detection.",
@@ -63,7 +65,17 @@ class ModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Model
-        fields = ["owner", "name", "full_name", "description", "public", "latest_version", "latest_url", "created_at", "updated_at"]
+        fields = [
+            "owner",
+            "name",
+            "full_name",
+            "description",
+            "public",
+            "latest_version",
+            "latest_url",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["owner", "full_name", "latest_version", "latest_url", "created_at", "updated_at"]
 
     def _latest(self, model: Model) -> Version | None:

@@ -13,7 +13,9 @@ from registry.models import Model, Version
 
 
 def visible_model(request, owner: str, name: str) -> Model:
-    model = Model.objects.visible_to(request.user).select_related("owner").filter(owner__username=owner, name=name).first()
+    model = (
+        Model.objects.visible_to(request.user).select_related("owner").filter(owner__username=owner, name=name).first()
+    )
     if model is None:
         raise Http404(f"No model '{owner}/{name}'.")
     return model
@@ -66,9 +68,7 @@ class VersionList(generics.ListAPIView):
         upload = VersionUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]
-        version = services.upload_version(
-            model, request.user, file, file.name, upload.validated_data.get("format", "")
-        )
+        version = services.upload_version(model, request.user, file, file.name, upload.validated_data.get("format", ""))
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,0 +1,21 @@
+# Production image for the web server and the conversion workers.
+FROM node:20-bookworm-slim AS node
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MODELPORT_VAR_DIR=/var/lib/modelport
+RUN apt-get update && apt-get install -y --no-install-recommends util-linux && rm -rf /var/lib/apt/lists/*
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+WORKDIR /app
+COPY requirements.lock .
+RUN pip install --no-cache-dir --no-deps -r requirements.lock
+COPY --from=node /app/node_modules node_modules
+COPY . .
+RUN DEBUG=1 python manage.py collectstatic --noinput \
+    && useradd --system --home /var/lib/modelport modelport \
+    && mkdir -p /var/lib/modelport && chown -R modelport /var/lib/modelport
+USER modelport
+EXPOSE 8000
+CMD ["gunicorn", "modelport.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "600"]

@@ -1,0 +1,306 @@
+// Model page: upload a version through the REST API with a progress bar,
+// poll the versions list while a conversion runs, copy snippets.
+// The server renders the first view; this script keeps it current.
+(() => {
+  "use strict";
+
+  const page = document.getElementById("model-page");
+  if (!page) return;
+
+  const POLL_MS = 2000;
+  const ACTIVE = ["pending", "converting"];
+  const versionsUrl = page.dataset.versionsUrl;
+  const latestUrl = page.dataset.latestUrl;
+  const formatLabels = JSON.parse(document.getElementById("input-format-labels").textContent);
+  const table = document.getElementById("versions-table");
+  const emptyNote = page.querySelector("[data-versions-empty]");
+  const pollError = page.querySelector("[data-poll-error]");
+  const rendered = new Map(); // version number -> JSON it was last drawn from
+  let pollTimer = null;
+
+  // ---- rendering (mirrors registry/version_rows.html) ----
+
+  function h(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else node[key] = value;
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined && child !== "") node.append(child);
+    }
+    return node;
+  }
+
+  // Same output as Django's filesizeformat (1024-based, one decimal).
+  function formatSize(bytes) {
+    if (bytes < 1024) return `${bytes}\u00a0${bytes === 1 ? "byte" : "bytes"}`;
+    const units = ["KB", "MB", "GB", "TB"];
+    let value = bytes / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${value.toFixed(1)}\u00a0${units[unit]}`;
+  }
+
+  function formatTime(iso) {
+    return `${new Date(iso).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  }
+
+  function capitalize(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function snippetBlock(text) {
+    return h(
+      "div",
+      { class: "snippet" },
+      h("code", { "data-snippet": "" }, text),
+      h("button", { type: "button", class: "button button-small copy-button" }, "Copy"),
+    );
+  }
+
+  function failureHint(failure) {
+    if (failure === "user") return "Fix the file and upload it again.";
+    if (failure === "system") return "This was a problem on Modelport's side; uploading the same file again may work.";
+    return "";
+  }
+
+  function versionBody(version) {
+    const body = h("tbody", { class: "version", "data-number": version.number, "data-status": version.status });
+    const seconds = version.conversion_seconds;
+    body.append(
+      h(
+        "tr",
+        {},
+        h("td", { class: "num" }, h("strong", {}, String(version.number))),
+        h(
+          "td",
+          {},
+          h("span", { class: `status status-${version.status}` }, capitalize(version.status)),
+          version.attempts > 1 ? " " : "",
+          version.attempts > 1 ? h("span", { class: "muted" }, `attempt ${version.attempts}`) : "",
+        ),
+        h("td", { "data-label": "Input" }, formatLabels[version.input_format] || version.input_format || "—"),
+        h("td", { "data-label": "Output" }, version.format || "—"),
+        h(
+          "td",
+          { "data-label": "Upload" },
+          h("span", { class: "filename" }, version.upload.name),
+          " ",
+          h("span", { class: "muted" }, formatSize(version.upload.size)),
+        ),
+        h("td", { class: "num", "data-label": "Conversion" }, seconds === null ? "—" : `${(Math.round(seconds * 10) / 10).toFixed(1)} s`),
+        h("td", { "data-label": "Created" }, h("time", { dateTime: version.created_at }, formatTime(version.created_at))),
+      ),
+    );
+    if (version.status === "ready") {
+      body.append(h("tr", { class: "detail" }, h("td", { colSpan: 7 }, snippetBlock(version.snippet))));
+    } else if (version.status === "failed") {
+      const hint = failureHint(version.failure);
+      body.append(
+        h(
+          "tr",
+          { class: "detail detail-failed" },
+          h(
+            "td",
+            { colSpan: 7 },
+            h("strong", {}, "Conversion failed:"),
+            ` ${version.error || "no reason was recorded."} `,
+            hint ? h("span", { class: "hint" }, hint) : "",
+          ),
+        ),
+      );
+    }
+    return body;
+  }
+
+  function upsert(version, { highlight = false } = {}) {
+    const json = JSON.stringify(version);
+    if (rendered.get(version.number) === json) return;
+    rendered.set(version.number, json);
+    const body = versionBody(version);
+    const existing = table.querySelector(`tbody[data-number="${version.number}"]`);
+    if (existing) {
+      existing.replaceWith(body);
+    } else {
+      const after = [...table.tBodies].find((other) => Number(other.dataset.number) < version.number);
+      table.insertBefore(body, after || null);
+      if (highlight) body.classList.add("version-new");
+    }
+    table.hidden = false;
+    emptyNote.hidden = true;
+  }
+
+  // The "Use it" and "Try it" sections follow the newest ready version.
+  function updateLatest(versions) {
+    const latest = versions
+      .filter((version) => version.status === "ready")
+      .reduce((best, version) => (best && best.number > version.number ? best : version), null);
+    if (!latest || String(latest.number) === page.dataset.latestNumber) return;
+    page.dataset.latestNumber = String(latest.number);
+    for (const node of page.querySelectorAll("span[data-latest-number]")) node.textContent = latest.number;
+    const useIt = document.getElementById("use-it");
+    useIt.querySelector("[data-snippet]").textContent = latest.snippet.split(latest.model_url).join(latestUrl);
+    useIt.hidden = false;
+    const tryIt = document.getElementById("try-it");
+    tryIt.dataset.modelUrl = latest.model_url;
+    tryIt.dataset.number = String(latest.number);
+    tryIt.dataset.format = latest.format;
+    tryIt.hidden = false;
+  }
+
+  function anyActive() {
+    return [...table.tBodies].some((body) => ACTIVE.includes(body.dataset.status));
+  }
+
+  // ---- polling ----
+
+  function schedulePoll() {
+    if (pollTimer === null && anyActive()) pollTimer = window.setTimeout(poll, POLL_MS);
+  }
+
+  async function poll() {
+    pollTimer = null;
+    try {
+      const response = await fetch(versionsUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      const versions = await response.json();
+      versions.forEach((version) => upsert(version));
+      updateLatest(versions);
+      pollError.hidden = true;
+    } catch (error) {
+      pollError.textContent = `Could not refresh the versions (${error.message}); trying again.`;
+      pollError.hidden = false;
+    }
+    schedulePoll();
+  }
+
+  // ---- copy ----
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch {
+        // Permission denied or no focus: fall through to the old way.
+      }
+    }
+    const area = h("textarea", { value: text, readOnly: true });
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    let copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch {
+      copied = false;
+    }
+    area.remove();
+    return copied;
+  }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest(".copy-button");
+    if (!button) return;
+    const text = button.closest(".snippet").querySelector("[data-snippet]").textContent;
+    const copied = await copyText(text);
+    button.textContent = copied ? "Copied" : "Press Ctrl+C";
+    button.classList.toggle("copied", copied);
+    if (!copied) window.getSelection().selectAllChildren(button.closest(".snippet").querySelector("[data-snippet]"));
+    window.setTimeout(() => {
+      button.textContent = "Copy";
+      button.classList.remove("copied");
+    }, 1800);
+  });
+
+  // ---- upload ----
+
+  const form = document.getElementById("upload-form");
+  if (form) {
+    const fileInput = form.querySelector("input[type=file]");
+    const formatSelect = form.querySelector("select[name=format]");
+    const submit = form.querySelector("[data-upload-button]");
+    const progressBox = form.querySelector("[data-upload-progress]");
+    const progress = progressBox.querySelector("progress");
+    const progressText = form.querySelector("[data-upload-text]");
+    const errorBox = form.querySelector("[data-upload-error]");
+    const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+    const showError = (message) => {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+      progressBox.hidden = true;
+    };
+
+    const errorMessage = (xhr) => {
+      try {
+        const body = JSON.parse(xhr.responseText);
+        if (body && body.detail) return body.detail;
+      } catch {
+        // Not JSON: a proxy or server error page.
+      }
+      return `The upload failed: the server answered ${xhr.status} ${xhr.statusText}.`.trim();
+    };
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      errorBox.hidden = true;
+      const file = fileInput.files[0];
+      if (!file) {
+        showError("Choose a model file to upload.");
+        return;
+      }
+      const data = new FormData();
+      data.append("file", file, file.name);
+      if (formatSelect.value) data.append("format", formatSelect.value);
+
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("X-CSRFToken", csrfToken);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.onprogress = (progressEvent) => {
+        if (!progressEvent.lengthComputable) return;
+        const percent = Math.round((progressEvent.loaded / progressEvent.total) * 100);
+        progress.value = percent;
+        progressText.textContent = `${percent}% of ${formatSize(progressEvent.total)}`;
+      };
+      xhr.upload.onload = () => {
+        progress.value = 100;
+        progressText.textContent = "Uploaded; the server is checking the file…";
+      };
+      xhr.onload = () => {
+        submit.disabled = false;
+        if (xhr.status < 200 || xhr.status >= 300) {
+          showError(errorMessage(xhr));
+          return;
+        }
+        const version = JSON.parse(xhr.responseText);
+        progressText.textContent = `Version ${version.number} uploaded; it is converted in the background.`;
+        window.setTimeout(() => {
+          progressBox.hidden = true;
+        }, 4000);
+        form.reset();
+        upsert(version, { highlight: true });
+        schedulePoll();
+      };
+      xhr.onerror = () => {
+        submit.disabled = false;
+        showError("The upload did not reach the server. Check your connection and try again.");
+      };
+
+      submit.disabled = true;
+      progress.value = 0;
+      progressText.textContent = `0% of ${formatSize(file.size)}`;
+      progressBox.hidden = false;
+      xhr.send(data);
+    });
+  }
+
+  schedulePoll();
+})();

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from registry import services
+
+pytest_plugins = ["tests.e2e_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def model_storage(settings, tmp_path):
+    """Every test gets its own empty local-disk model storage."""
+    location = tmp_path / "storage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    return location
+
+
+def _token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user("mallory", password="mallory-password-1")
+
+
+@pytest.fixture
+def owner_client(owner) -> APIClient:
+    return _token_client(owner)
+
+
+@pytest.fixture
+def outsider_client(outsider) -> APIClient:
+    return _token_client(outsider)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def public_model(owner):
+    return services.create_model(owner, "digits", "Handwritten digits", public=True)
+
+
+@pytest.fixture
+def private_model(owner):
+    return services.create_model(owner, "secret", "Not for everyone", public=False)

@@ -1,0 +1,180 @@
+"""Real parts for end-to-end tests: a Celery worker process, an S3-protocol
+server (moto), the Django live server and TF.js in Node."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import connection
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
+S3_BUCKET = "modelport-test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Backend:
+    name: str
+    storages: dict
+    worker_env: dict = field(default_factory=dict)
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def s3_storages(endpoint: str) -> dict:
+    from botocore.config import Config
+
+    options = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "access_key": "test",
+        "secret_key": "test",
+        "file_overwrite": True,
+        "default_acl": None,
+        "querystring_auth": False,
+        "client_config": Config(
+            request_checksum_calculation="when_required", response_checksum_validation="when_required"
+        ),
+    }
+    return {**django_settings.STORAGES, "models": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}}
+
+
+@pytest.fixture(scope="session", params=["disk", "s3"])
+def backend(request, tmp_path_factory) -> Backend:
+    if request.param == "disk":
+        location = tmp_path_factory.mktemp("disk-storage")
+        storages = {
+            **django_settings.STORAGES,
+            "models": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(location)},
+            },
+        }
+        return Backend("disk", storages, {"MODELPORT_STORAGE_DIR": str(location), "S3_BUCKET": ""})
+    endpoint = request.getfixturevalue("s3_endpoint")
+    env = {
+        "S3_BUCKET": S3_BUCKET,
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_ACCESS_KEY_ID": "test",
+        "S3_SECRET_ACCESS_KEY": "test",
+        "S3_REGION": "us-east-1",
+    }
+    return Backend("s3", s3_storages(endpoint), env)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(backend, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process on the test database and `backend`."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    log_path = tmp_path_factory.mktemp("worker") / f"worker-{backend.name}.log"
+    env = {**os.environ, "DATABASE_URL": database_url, **backend.worker_env}
+    command = [
+        sys.executable, "-m", "celery", "-A", "modelport", "worker", "--pool=solo", "--concurrency=1",
+        "--purge", "-l", "info", "-Q", django_settings.CELERY_TASK_DEFAULT_QUEUE,
+        "-n", f"test-{backend.name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield process, log_path
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@dataclass
+class Registry:
+    """The running service as a client sees it."""
+
+    url: str
+    backend: Backend
+    worker_log: Path
+
+    def api(self, token: str | None = None) -> requests.Session:
+        session = requests.Session()
+        if token:
+            session.headers["Authorization"] = f"Token {token}"
+        return session
+
+    def wait_final(self, session: requests.Session, owner: str, name: str, number: int, timeout: float = 240) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            version = session.get(f"{self.url}/api/v1/models/{owner}/{name}/versions/{number}/").json()
+            if version["status"] in ("ready", "failed"):
+                return version
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"version stuck in {version['status']}; worker log:\n{self.worker_log.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def registry(celery_worker_process, backend, live_server, transactional_db, settings) -> Registry:
+    settings.STORAGES = backend.storages
+    if backend.name == "s3":
+        settings.S3_CORS_ORIGINS = ["*"]
+        call_command("s3cors")
+    return Registry(live_server.url, backend, celery_worker_process[1])
+
+
+def tfjs_predict(
+    model_url: str, kind: str, inputs: list[np.ndarray], tmp_path: Path, headers: dict | None = None
+) -> list[np.ndarray]:
+    """Load a served model with @tensorflow/tfjs in Node and run it."""
+    spec = {"inputs": [{"shape": list(x.shape), "data": x.ravel().tolist(), "dtype": "float32"} for x in inputs]}
+    inputs_path = tmp_path / "tfjs-inputs.json"
+    inputs_path.write_text(json.dumps(spec))
+    command = ["node", str(PREDICT_JS), "--url", model_url, "--kind", kind, "--inputs", str(inputs_path)]
+    for name, value in (headers or {}).items():
+        command += ["--header", f"{name}: {value}"]
+    done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    return [np.asarray(out["data"], dtype=np.float32).reshape(out["shape"]) for out in result["outputs"]]

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conversions.formats import NO_SAVED_MODEL, NOT_A_MODEL
+from registry.models import Version
+from tests.uploads import h5_like, zip_of
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/models/alice/digits/versions/"
+
+
+def test_upload_creates_pending_version_and_queues_conversion(
+    owner_client, public_model, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr("conversions.tasks.convert_version.delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["number"], body["status"], body["model_url"]) == (1, "pending", None)
+    assert body["upload"]["name"] == "model.h5"
+    assert body["upload"]["size"] == 520
+    version = Version.objects.get()
+    assert queued == [version.pk]
+
+
+def test_version_numbers_count_up(owner_client, public_model):
+    numbers = [owner_client.post(URL, {"file": h5_like()}, format="multipart").json()["number"] for _ in range(3)]
+    assert numbers == [1, 2, 3]
+
+
+def test_upload_rejects_empty_file(owner_client, public_model):
+    response = owner_client.post(URL, {"file": SimpleUploadedFile("m.h5", b"")}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The uploaded file is empty."}
+    assert not Version.objects.exists()
+
+
+def test_upload_rejects_file_that_is_not_a_model(owner_client, public_model):
+    response = owner_client.post(URL, {"file": SimpleUploadedFile("m.h5", b"hello, I am text")}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"detail": NOT_A_MODEL}
+
+
+def test_upload_rejects_zip_without_saved_model(owner_client, public_model):
+    response = owner_client.post(URL, {"file": zip_of({"readme.txt": b"hi", "variables/x": b"1"})}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"detail": NO_SAVED_MODEL}
+
+
+def test_upload_without_file_field_is_400(owner_client, public_model):
+    response = owner_client.post(URL, {}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "file: No file was submitted."
+
+
+def test_upload_to_unknown_model_is_404(owner_client):
+    response = owner_client.post("/api/v1/models/alice/nope/versions/", {"file": h5_like()}, format="multipart")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No model 'alice/nope'."}
+
+
+def test_upload_without_token_is_401(anon_client, public_model):
+    response = anon_client.post(URL, {"file": h5_like()}, format="multipart")
+    assert response.status_code == 401
+
+
+def test_upload_with_wrong_token_is_401(anon_client, public_model):
+    anon_client.credentials(HTTP_AUTHORIZATION="Token wrong")
+    assert anon_client.post(URL, {"file": h5_like()}, format="multipart").status_code == 401
+
+
+def test_outsider_upload_to_public_model_is_403(outsider_client, public_model):
+    response = outsider_client.post(URL, {"file": h5_like()}, format="multipart")
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Only alice can change 'alice/digits'."}
+    assert not Version.objects.exists()
+
+
+def test_outsider_upload_to_private_model_is_404(outsider_client, private_model):
+    response = outsider_client.post("/api/v1/models/alice/secret/versions/", {"file": h5_like()}, format="multipart")
+    assert response.status_code == 404
+
+
+def test_upload_over_size_limit_is_413(owner_client, public_model, settings):
+    settings.MAX_UPLOAD_BYTES = 100
+    response = owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The upload is larger than the 100 byte limit."}
+    assert not Version.objects.exists()
+
+
+def test_unknown_version_is_404(owner_client, public_model):
+    response = owner_client.get(URL + "7/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Model 'alice/digits' has no version 7."}
+
+
+def test_format_override_skips_detection(owner_client, public_model):
+    upload = zip_of({"config.json": b"{}"})
+    response = owner_client.post(URL, {"file": upload, "format": "saved-model"}, format="multipart")
+    assert response.status_code == 202
+    assert Version.objects.get().requested_format == "saved-model"

@@ -1,0 +1,133 @@
+"""Upload → real Celery worker → storage (local disk and S3) → /m/ URL →
+@tensorflow/tfjs in Node, compared with what TensorFlow computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests import zoo
+from tests.e2e_fixtures import tfjs_predict
+
+pytestmark = pytest.mark.e2e
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("zoo")
+    return {"cnn": zoo.keras2_cnn_h5(directory), "scorer": zoo.saved_model_zip(directory)}
+
+
+@pytest.fixture
+def token(owner) -> str:
+    return Token.objects.create(user=owner).key
+
+
+def create_and_upload(registry, token: str, name: str, path, public: bool = True) -> dict:
+    api = registry.api(token)
+    created = api.post(f"{registry.url}/api/v1/models/", json={"name": name, "public": public})
+    assert created.status_code == 201, created.text
+    with open(path, "rb") as handle:
+        response = api.post(f"{registry.url}/api/v1/models/alice/{name}/versions/", files={"file": (path.name, handle)})
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
+    return registry.wait_final(api, "alice", name, response.json()["number"])
+
+
+def assert_parity(actual: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=TOLERANCE, rtol=0)
+
+
+def test_keras_h5_is_converted_served_and_matches_keras_in_tfjs(registry, token, models, tmp_path):
+    built = models["cnn"]
+    version = create_and_upload(registry, token, "cnn", built.path)
+    assert version["status"] == "ready", version["error"]
+    assert (version["input_format"], version["format"]) == ("keras-h5", "layers-model")
+    assert version["model_url"] == f"{registry.url}/m/alice/cnn/1/model.json"
+    assert version["snippet"] == f"const model = await tf.loadLayersModel('{version['model_url']}');"
+    assert version["converter_version"] == "tensorflowjs 4.22.0"
+
+    assert_parity(tfjs_predict(version["model_url"], "layers", built.inputs, tmp_path), built.expected)
+    latest = f"{registry.url}/m/alice/cnn/latest/model.json"
+    assert_parity(tfjs_predict(latest, "layers", built.inputs, tmp_path), built.expected)
+
+
+def test_zipped_saved_model_becomes_graph_model_matching_tensorflow(registry, token, models, tmp_path):
+    built = models["scorer"]
+    version = create_and_upload(registry, token, "scorer", built.path)
+    assert version["status"] == "ready", version["error"]
+    assert (version["input_format"], version["format"]) == ("saved-model", "graph-model")
+    assert version["snippet"].startswith("const model = await tf.loadGraphModel(")
+    assert_parity(tfjs_predict(version["model_url"], "graph", built.inputs, tmp_path), built.expected)
+
+
+def test_private_model_loads_in_tfjs_only_with_the_token(registry, token, models, tmp_path):
+    built = models["cnn"]
+    version = create_and_upload(registry, token, "private-cnn", built.path, public=False)
+    assert version["status"] == "ready", version["error"]
+    url = version["model_url"]
+    assert registry.api().get(url).status_code == 404
+    headers = {"Authorization": f"Token {token}"}
+    assert_parity(tfjs_predict(url, "layers", built.inputs, tmp_path, headers=headers), built.expected)
+
+
+def test_failed_conversion_keeps_reason_and_next_upload_works(registry, token, models, tmp_path):
+    marker = tmp_path / "lambda-ran"
+    bad = zoo.keras2_lambda_h5(tmp_path, marker)
+    version = create_and_upload(registry, token, "retry", bad)
+    assert version["status"] == "failed"
+    assert version["failure"] == "user"
+    assert version["error"] == (
+        "Layer 'sneaky' is a Lambda layer: it holds Python code, which Modelport never runs "
+        "and TF.js cannot execute. Replace it with built-in layers."
+    )
+    assert not marker.exists()
+    assert registry.api().get(f"{registry.url}/m/alice/retry/1/model.json").status_code == 404
+    assert registry.api().get(f"{registry.url}/m/alice/retry/latest/model.json").status_code == 404
+
+    api = registry.api(token)
+    with open(models["cnn"].path, "rb") as handle:
+        second = api.post(
+            f"{registry.url}/api/v1/models/alice/retry/versions/", files={"file": ("cnn.h5", handle)}
+        ).json()
+    assert second["number"] == 2
+    assert registry.wait_final(api, "alice", "retry", 2)["status"] == "ready"
+    assert api.get(f"{registry.url}/m/alice/retry/latest/model.json").headers["X-Modelport-Version"] == "2"
+
+
+def test_weights_only_h5_fails_with_a_reason(registry, token, tmp_path):
+    version = create_and_upload(registry, token, "weights", zoo.keras2_weights_only_h5(tmp_path))
+    assert version["status"] == "failed"
+    assert version["error"] == (
+        "The HDF5 file holds weights only, without the model's architecture. "
+        "Save the whole model with model.save('model.h5')."
+    )
+
+
+def test_s3_objects_have_content_type_cache_control_and_bucket_cors(registry, token, models):
+    if registry.backend.name != "s3":
+        pytest.skip("S3 headers only exist on the S3 backend")
+    import boto3
+
+    version = create_and_upload(registry, token, "headers", models["cnn"].path)
+    assert version["status"] == "ready", version["error"]
+    endpoint = registry.backend.worker_env["S3_ENDPOINT_URL"]
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket="modelport-test")["Contents"]]
+    model_json = next(key for key in keys if key.endswith("/model.json"))
+    head = client.head_object(Bucket="modelport-test", Key=model_json)
+    assert head["ContentType"] == "application/json"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    shard = next(key for key in keys if key.endswith(".bin"))
+    assert client.head_object(Bucket="modelport-test", Key=shard)["ContentType"] == "application/octet-stream"
+    rules = client.get_bucket_cors(Bucket="modelport-test")["CORSRules"]
+    assert rules[0]["AllowedOrigins"] == ["*"]
+    assert "GET" in rules[0]["AllowedMethods"]

@@ -1,0 +1,102 @@
+"""Models built inside the tests (nothing is downloaded), with the inputs
+and the TensorFlow predictions that TF.js must reproduce."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Built:
+    path: Path
+    kind: str  # "layers" or "graph"
+    inputs: list[np.ndarray]
+    expected: list[np.ndarray]
+
+
+def _inputs(*shapes: tuple[int, ...], seed: int = 7) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, size=shape).astype(np.float32) for shape in shapes]
+
+
+def keras2_cnn_h5(directory: Path) -> Built:
+    """A small tf-keras (Keras 2) functional CNN saved as .h5."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((12, 12, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, name="dw")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(5, activation="softmax", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    path = directory / "cnn.h5"
+    model.save(path)
+    xs = _inputs((3, 12, 12, 3))
+    return Built(path, "layers", xs, [model.predict(xs[0], verbose=0)])
+
+
+def keras2_lambda_h5(directory: Path, marker: Path) -> Path:
+    """A tf-keras model with a Lambda layer that would create `marker` if run."""
+    import tf_keras as keras
+
+    def side_effect(x, marker=str(marker)):
+        open(marker, "w").close()
+        return x
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(side_effect, name="sneaky")(keras.layers.Dense(2)(inputs))
+    model = keras.Model(inputs, outputs)
+    if marker.exists():
+        marker.unlink()
+    path = directory / "lambda.h5"
+    model.save(path)
+    marker.unlink(missing_ok=True)  # saving traces the function once
+    return path
+
+
+def keras2_weights_only_h5(directory: Path) -> Path:
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = directory / "weights.h5"
+    model.save_weights(path)
+    return path
+
+
+def saved_model_zip(directory: Path) -> Built:
+    """A plain tf.Module with a serving signature, zipped."""
+    import tensorflow as tf
+
+    class Scorer(tf.Module):
+        def __init__(self):
+            super().__init__()
+            rng = np.random.default_rng(3)
+            self.w = tf.Variable(rng.normal(size=(6, 4)).astype(np.float32))
+            self.b = tf.Variable(rng.normal(size=(4,)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"scores": tf.nn.sigmoid(tf.matmul(x, self.w) + self.b)}
+
+    module = Scorer()
+    export_dir = directory / "scorer"
+    tf.saved_model.save(module, str(export_dir), signatures=module.__call__)
+    path = directory / "scorer.zip"
+    zip_directory(export_dir, path)
+    xs = _inputs((5, 6))
+    return Built(path, "graph", xs, [module(tf.constant(xs[0]))["scores"].numpy()])
+
+
+def zip_directory(source: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, _, files in os.walk(source):
+            for name in files:
+                full = Path(root) / name
+                archive.write(full, full.relative_to(source).as_posix())
