@@ -14,6 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from conversions import parity
 from conversions.errors import ConversionError
 from conversions.formats import KERAS_H5, KERAS_V3, SAVED_MODEL
 
@@ -77,6 +78,21 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> dict:
     return {"output_format": "layers-model"}
 
 
+def prove_keras2(source: Path, output: Path, workdir: Path, tolerance: parity.Tolerance) -> dict:
+    specs, predict = parity.keras2_reference(source)
+    inputs = parity.make_inputs(specs)
+    actual = parity.run_tfjs(output, "layers", inputs, workdir)
+    return parity.check(predict(inputs), actual, tolerance, specs, inputs)
+
+
+def prove_saved_model(source: Path, output: Path, workdir: Path, signature: str, tolerance: parity.Tolerance) -> dict:
+    model_json = json.loads((output / "model.json").read_text())
+    specs, predict, input_names, output_names = parity.graph_reference(source, signature, model_json)
+    inputs = parity.make_inputs(specs)
+    actual = parity.run_tfjs(output, "graph", inputs, workdir, input_names, output_names)
+    return parity.check(predict(inputs), actual, tolerance, specs, inputs)
+
+
 def convert_saved_model(source: Path, output: Path, shard_bytes: int, signature: str) -> dict:
     import tensorflow as tf
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as saved_model_conversion
@@ -109,15 +125,19 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:500] if text else type(exc).__name__
 
 
-def run(request: dict) -> dict:
+def run(request: dict, workdir: Path) -> dict:
     source = Path(request["source"])
     output = Path(request["output"])
     input_format = request["format"]
     shard_bytes = int(request["shard_bytes"])
+    tolerance = parity.Tolerance(float(request.get("atol", 1e-4)), float(request.get("rtol", 1e-3)))
+    signature = request.get("signature") or "serving_default"
     if input_format == KERAS_H5:
         result = convert_keras_h5(source, output, shard_bytes)
+        result["parity"] = prove_keras2(source, output, workdir, tolerance)
     elif input_format == SAVED_MODEL:
-        result = convert_saved_model(source, output, shard_bytes, request.get("signature") or "serving_default")
+        result = convert_saved_model(source, output, shard_bytes, signature)
+        result["parity"] = prove_saved_model(source, output, workdir, signature, tolerance)
     elif input_format == KERAS_V3:
         raise ConversionError(KERAS3_UNSUPPORTED.format(version="a .keras file"))
     else:
@@ -132,9 +152,9 @@ def main() -> int:
     workdir = Path(sys.argv[1])
     request = json.loads((workdir / "request.json").read_text())
     try:
-        result = {"ok": True, **run(request)}
+        result = {"ok": True, **run(request, workdir)}
     except ConversionError as exc:
-        result = {"ok": False, "error": str(exc)}
+        result = {"ok": False, "error": str(exc), "parity": exc.parity}
     except Exception as exc:
         traceback.print_exc()
         result = {"ok": False, "error": f"The converter failed on this model: {_first_line(exc)}"}

@@ -113,8 +113,32 @@ def _read_result(workdir: Path, returncode: int, limits: SandboxLimits, log_path
         raise SystemFailure(f"converter wrote an unreadable result: {exc}") from exc
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
         raise SystemFailure("converter wrote a result of the wrong shape")
+    figures = clean_parity(result.get("parity"))
     if not result["ok"]:
-        raise ConversionError(str(result.get("error") or "The conversion failed.")[:2000])
+        raise ConversionError(str(result.get("error") or "The conversion failed.")[:2000], parity=figures)
     if result.get("output_format") not in ("layers-model", "graph-model"):
         raise SystemFailure("converter reported an unknown output format")
+    if figures is None:
+        raise SystemFailure("converter reported no parity figures")
+    result["parity"] = figures
     return result
+
+
+def clean_parity(figures) -> dict | None:
+    """Keep only well-typed parity figures from the untrusted child."""
+    if not isinstance(figures, dict):
+        return None
+    try:
+        cleaned = {key: float(figures[key]) for key in ("max_abs_error", "max_rel_error", "atol", "rtol")}
+        cleaned["passed"] = bool(figures["passed"])
+        cleaned["inputs"] = [
+            {
+                "name": str(item["name"])[:200],
+                "shape": [int(d) for d in item["shape"]][:16],
+                "dtype": str(item["dtype"])[:16],
+            }
+            for item in list(figures.get("inputs", []))[:64]
+        ]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return cleaned

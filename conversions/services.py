@@ -70,6 +70,8 @@ def convert(version_id: int) -> None:
                     storage.put_blob(f"{prefix}/{item.path}", handle)
             storage.put_blob(f"{prefix}/model.json", io.BytesIO(model_json))
         except ConversionError as exc:
+            version.parity = exc.parity or {}
+            version.save(update_fields=["parity"])
             _fail(version, str(exc), Version.Failure.USER)
             return
         except (SystemFailure, storage.StorageError) as exc:
@@ -84,6 +86,7 @@ def convert(version_id: int) -> None:
     version.converter_version = str(result.get("converter_version", ""))[:32]
     version.artifact_prefix = prefix
     version.files = [item.as_dict() for item in files]
+    version.parity = result["parity"]
     version.finished_at = timezone.now()
     version.conversion_seconds = round(time.monotonic() - started, 3)
     version.error = ""
@@ -114,6 +117,8 @@ def _convert_in_sandbox(version: Version, scratch: Path):
         "output": str(output),
         "format": input_format,
         "shard_bytes": settings.WEIGHT_SHARD_BYTES,
+        "atol": settings.PARITY_ATOL,
+        "rtol": settings.PARITY_RTOL,
     }
     result = run_converter(scratch, request, limits)
     version.input_format = input_format

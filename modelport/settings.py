@@ -42,6 +42,16 @@ def envint(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -195,6 +205,10 @@ CONVERSION_MEMORY_BYTES = envint("MODELPORT_CONVERSION_MEMORY_BYTES", 8 * 1024**
 CONVERSION_MAX_ATTEMPTS = envint("MODELPORT_CONVERSION_MAX_ATTEMPTS", 3)
 CONVERSION_SCRATCH_DIR = Path(env("MODELPORT_SCRATCH_DIR", str(VAR_DIR / "scratch")))
 WEIGHT_SHARD_BYTES = envint("MODELPORT_WEIGHT_SHARD_BYTES", 4 * 1024 * 1024)
+# A conversion is ready only if TF.js matches TensorFlow on every output
+# element within atol + rtol * |value|.
+PARITY_ATOL = envfloat("MODELPORT_PARITY_ATOL", 1e-4)
+PARITY_RTOL = envfloat("MODELPORT_PARITY_RTOL", 1e-3)
 
 # CORS. /m/ (model files) is open to every origin: access control there is
 # by token, and a browser app on any origin must be able to load a public

@@ -52,6 +52,9 @@ def test_keras_h5_is_converted_served_and_matches_keras_in_tfjs(registry, token,
     assert version["model_url"] == f"{registry.url}/m/alice/cnn/1/model.json"
     assert version["snippet"] == f"const model = await tf.loadLayersModel('{version['model_url']}');"
     assert version["converter_version"] == "tensorflowjs 4.22.0"
+    assert version["parity"]["passed"] is True
+    assert version["parity"]["max_abs_error"] <= TOLERANCE
+    assert version["parity"]["inputs"] == [{"name": "image", "shape": [2, 12, 12, 3], "dtype": "float32"}]
 
     assert_parity(tfjs_predict(version["model_url"], "layers", built.inputs, tmp_path), built.expected)
     latest = f"{registry.url}/m/alice/cnn/latest/model.json"
@@ -64,6 +67,9 @@ def test_zipped_saved_model_becomes_graph_model_matching_tensorflow(registry, to
     assert version["status"] == "ready", version["error"]
     assert (version["input_format"], version["format"]) == ("saved-model", "graph-model")
     assert version["snippet"].startswith("const model = await tf.loadGraphModel(")
+    assert version["parity"]["passed"] is True
+    assert version["parity"]["max_abs_error"] <= TOLERANCE
+    assert version["parity"]["inputs"] == [{"name": "x", "shape": [2, 6], "dtype": "float32"}]
     assert_parity(tfjs_predict(version["model_url"], "graph", built.inputs, tmp_path), built.expected)
 
 

@@ -3,7 +3,9 @@
 //   node predict.mjs --url URL | --dir DIR  --kind layers|graph  --inputs FILE
 //                    [--header "Name: value"]
 //
-// FILE holds {"inputs": [{"dtype": "float32", "shape": [...], "data": [...]}]}.
+// FILE holds {"inputs": [{"dtype": "float32", "shape": [...], "data": [...],
+// "name": "x:0" (optional, graph models)}], "outputs": ["Identity:0", ...]
+// (optional, graph models: which nodes to return, in that order)}.
 // Prints {"outputs": [{"shape": [...], "data": [...]}], "backend": "cpu"}.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -65,8 +67,13 @@ async function main() {
     : await tf.loadLayersModel(source, options);
   const spec = JSON.parse(await readFile(args.inputs, 'utf8'));
   const inputs = spec.inputs.map((t) => tf.tensor(t.data, t.shape, t.dtype || 'float32'));
-  const feed = inputs.length === 1 ? inputs[0] : inputs;
-  let result = args.kind === 'graph' ? await model.executeAsync(feed) : model.predict(feed);
+  let feed = inputs.length === 1 ? inputs[0] : inputs;
+  if (spec.inputs.every((t) => t.name)) {
+    feed = Object.fromEntries(spec.inputs.map((t, i) => [t.name, inputs[i]]));
+  }
+  let result = args.kind === 'graph'
+    ? await model.executeAsync(feed, spec.outputs)
+    : model.predict(feed);
   if (!Array.isArray(result)) {
     result = result instanceof tf.Tensor ? [result] : Object.keys(result).sort().map((k) => result[k]);
   }

@@ -29,7 +29,7 @@ class VersionSerializer(serializers.ModelSerializer):
         fields = [
             "number", "status", "error", "failure", "format", "input_format", "converter_version",
             "upload", "model_url", "snippet", "created_at", "started_at", "finished_at",
-            "conversion_seconds", "attempts",
+            "conversion_seconds", "attempts", "parity",
         ]  # fmt: skip
         read_only_fields = fields
 

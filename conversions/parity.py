@@ -1,0 +1,188 @@
+"""Prove a conversion: run the converted model in real TF.js (Node) and the
+original in TensorFlow on the same deterministic inputs, and compare.
+
+Runs inside the sandbox, next to the converter; no Django here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from conversions.errors import ConversionError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
+BATCH = 2
+FREE_DIMENSION = 16
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float = 1e-4
+    rtol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    def concrete_shape(self) -> list[int]:
+        return [
+            BATCH if i == 0 and d is None else FREE_DIMENSION if d is None else int(d) for i, d in enumerate(self.shape)
+        ]
+
+
+def make_inputs(specs: list[InputSpec], seed: int = 20240611) -> list[np.ndarray]:
+    """Deterministic inputs: floats in [-1, 1), integers in [0, 10)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        shape = spec.concrete_shape()
+        if spec.dtype.startswith(("int", "uint")):
+            arrays.append(rng.integers(0, 10, size=shape).astype(np.int32))
+        elif spec.dtype == "bool":
+            arrays.append(rng.integers(0, 2, size=shape).astype(bool))
+        else:
+            arrays.append(rng.uniform(-1, 1, size=shape).astype(np.float32))
+    return arrays
+
+
+def _tfjs_dtype(array: np.ndarray) -> str:
+    if array.dtype == bool:
+        return "bool"
+    return "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
+
+
+def run_tfjs(
+    model_dir: Path,
+    kind: str,
+    inputs: list[np.ndarray],
+    workdir: Path,
+    input_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    timeout: float = 600,
+) -> list[np.ndarray]:
+    spec: dict = {
+        "inputs": [
+            {"shape": list(array.shape), "dtype": _tfjs_dtype(array), "data": array.ravel().tolist()}
+            for array in inputs
+        ]
+    }
+    if input_names:
+        for item, name in zip(spec["inputs"], input_names, strict=True):
+            item["name"] = name
+    if output_names:
+        spec["outputs"] = output_names
+    inputs_path = workdir / "parity-inputs.json"
+    inputs_path.write_text(json.dumps(spec))
+    command = ["node", str(PREDICT_JS), "--dir", str(model_dir), "--kind", kind, "--inputs", str(inputs_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()
+        first = next((line for line in message if "Error" in line), message[0] if message else "unknown error")
+        raise ConversionError(f"TF.js could not run the converted model: {first[:500]}")
+    outputs = json.loads(done.stdout)["outputs"]
+    return [np.asarray(out["data"], dtype=np.float64).reshape(out["shape"]) for out in outputs]
+
+
+def compare(expected: list[np.ndarray], actual: list[np.ndarray], tolerance: Tolerance) -> dict:
+    if len(expected) != len(actual):
+        raise ConversionError(f"TF.js returned {len(actual)} outputs, TensorFlow {len(expected)}.")
+    max_abs = 0.0
+    max_rel = 0.0
+    within = True
+    for want, got in zip(expected, actual, strict=True):
+        want = np.asarray(want, dtype=np.float64)
+        if want.shape != got.shape:
+            raise ConversionError(
+                f"TF.js returned an output of shape {list(got.shape)}, TensorFlow {list(want.shape)}."
+            )
+        if want.size == 0:
+            continue
+        error = np.abs(got - want)
+        max_abs = max(max_abs, float(error.max()))
+        max_rel = max(max_rel, float(error.max() / max(float(np.abs(want).max()), 1e-12)))
+        within = within and bool(np.all(error <= tolerance.atol + tolerance.rtol * np.abs(want)))
+    return {
+        "max_abs_error": max_abs,
+        "max_rel_error": max_rel,
+        "atol": tolerance.atol,
+        "rtol": tolerance.rtol,
+        "passed": within,
+    }
+
+
+def check(
+    expected: list[np.ndarray],
+    actual: list[np.ndarray],
+    tolerance: Tolerance,
+    specs: list[InputSpec],
+    inputs: list[np.ndarray],
+) -> dict:
+    figures = compare(expected, actual, tolerance)
+    figures["inputs"] = [
+        {"name": spec.name, "shape": list(array.shape), "dtype": str(array.dtype)}
+        for spec, array in zip(specs, inputs, strict=True)
+    ]
+    if not figures["passed"]:
+        raise ConversionError(
+            "TF.js predictions differ from TensorFlow's: max absolute error "
+            f"{figures['max_abs_error']:.3g}, max relative error {figures['max_rel_error']:.3g} "
+            f"(allowed {tolerance.atol:g} + {tolerance.rtol:g}×|value|).",
+            parity=figures,
+        )
+    return figures
+
+
+def keras2_reference(h5_path: Path):
+    """Specs and a predict function for a tf-keras .h5 whose config was
+    already checked to hold only built-in layers (no Lambda, no custom)."""
+    import tf_keras
+
+    try:
+        model = tf_keras.models.load_model(h5_path, compile=False)
+    except Exception as exc:  # untrusted file: any failure is the file's
+        raise ConversionError(f"TensorFlow could not rebuild the model to check it: {str(exc)[:300]}") from None
+    specs = [
+        InputSpec(t.name, tuple(t.shape), t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype))
+        for t in model.inputs
+    ]
+
+    def predict(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        return [np.asarray(o) for o in outputs]
+
+    return specs, predict
+
+
+def graph_reference(saved_model_dir: Path, signature: str, model_json: dict):
+    """Specs, predict function and TF.js node names for a SavedModel signature."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    function = loaded.signatures[signature]
+    _, kwargs = function.structured_input_signature
+    keys = sorted(kwargs)
+    tfjs_signature = model_json.get("signature") or {}
+    tfjs_inputs = tfjs_signature.get("inputs", {})
+    tfjs_outputs = tfjs_signature.get("outputs", {})
+    specs = [InputSpec(key, tuple(kwargs[key].shape.as_list()), kwargs[key].dtype.name) for key in keys]
+    output_keys = sorted(function.structured_outputs)
+    input_names = [tfjs_inputs[key]["name"] for key in keys] if all(k in tfjs_inputs for k in keys) else None
+    output_names = (
+        [tfjs_outputs[key]["name"] for key in output_keys] if all(k in tfjs_outputs for k in output_keys) else None
+    )
+
+    def predict(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        result = function(**{key: tf.constant(array) for key, array in zip(keys, inputs, strict=True)})
+        return [np.asarray(result[key]) for key in output_keys]
+
+    return specs, predict, input_names, output_names
