@@ -9,8 +9,6 @@ everything it writes as untrusted.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import traceback
 from pathlib import Path
 
@@ -148,8 +146,8 @@ def run(request: dict, workdir: Path) -> dict:
     return result
 
 
-def main() -> int:
-    workdir = Path(sys.argv[1])
+def handle(workdir: Path) -> None:
+    """Run the job described by ``workdir/request.json``; write ``result.json``."""
     request = json.loads((workdir / "request.json").read_text())
     try:
         result = {"ok": True, **run(request, workdir)}
@@ -159,9 +157,12 @@ def main() -> int:
         traceback.print_exc()
         result = {"ok": False, "error": f"The converter failed on this model: {_first_line(exc)}"}
     (workdir / "result.json").write_text(json.dumps(result))
-    return 0
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main())
+def warm_up() -> None:
+    """Import everything a conversion needs, so forked jobs start warm."""
+    import h5py  # noqa: F401
+    import tensorflow  # noqa: F401
+    import tensorflowjs.converters.converter  # noqa: F401
+    import tensorflowjs.converters.tf_saved_model_conversion_v2  # noqa: F401
+    import tf_keras  # noqa: F401

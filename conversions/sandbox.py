@@ -1,28 +1,36 @@
-"""Run the converter on an untrusted upload in a separate, secret-free process.
+"""Run the converter on untrusted uploads in separate, secret-free processes.
 
-The child gets a minimal environment (no credentials, no Django settings),
-its own scratch directory as working directory, CPU-time and memory
-rlimits, a wall-clock timeout, and, where the OS allows (root with
-util-linux ``unshare``), new network, PID and mount namespaces: no network
-at all, and no view of the server's processes or their environments.
+A warm "zygote" process (conversions/zygote.py) imports TensorFlow once and
+forks a fresh child per job. The zygote is started with a minimal
+environment (no credentials, no Django settings), and, where the OS allows
+(root with util-linux ``unshare``), in new network, PID and mount
+namespaces: no network at all, and no view of the server's processes or
+their environments. Each job's child gets its own scratch directory as
+working directory, CPU-time and address-space rlimits and an alarm; the
+parent also enforces the wall-clock timeout by killing the whole sandbox.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
+import logging
 import os
-import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from conversions.errors import ConversionError, SystemFailure
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,11 @@ def namespace_prefix() -> tuple[str, ...]:
     return (unshare, "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
 
 
-def clean_environment(workdir: Path) -> dict[str, str]:
+def clean_environment(home: Path) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),
+        "HOME": str(home),
+        "TMPDIR": str(home),
         "PYTHONPATH": str(PROJECT_DIR),
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -60,53 +68,145 @@ def clean_environment(workdir: Path) -> dict[str, str]:
     }
 
 
-def _limit_resources(limits: SandboxLimits) -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def hidden_paths() -> list[str]:
+    """What the converter must never see: the server's data and credentials."""
+    from django.conf import settings
+
+    paths = [str(settings.VAR_DIR), *settings.SANDBOX_HIDDEN_PATHS]
+    location = settings.STORAGES["models"].get("OPTIONS", {}).get("location")
+    if settings.STORAGES["models"]["BACKEND"].endswith("FileSystemStorage") and location:
+        paths.append(str(location))
+    return [path for path in paths if Path(path).is_dir()]
+
+
+def jail_command(command: list[str], scratch: Path) -> list[str]:
+    """`command`, wrapped to run in fresh namespaces with secrets hidden and
+    no capabilities (see conversions/jail.py), where this machine allows."""
+    prefix = namespace_prefix()
+    if not prefix:
+        return command
+    jail = [sys.executable, "-m", "conversions.jail", str(scratch), json.dumps(hidden_paths()), "--"]
+    return [*prefix, *jail, *command]
+
+
+def _die_with_parent() -> None:
+    # If the Celery worker is killed (kill -9), take the sandbox with it.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Zygote:
+    """One warm converter process; used by one worker process at a time."""
+
+    def __init__(self, home: Path, recycle_after: int):
+        self.home = home
+        self.recycle_after = recycle_after
+        self.jobs = 0
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "zygote.log").open("ab")
+        self.process = subprocess.Popen(
+            jail_command([sys.executable, "-m", "conversions.zygote"], self.home),
+            cwd=self.home,
+            env=clean_environment(self.home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        self.jobs = 0
+        if self._read_reply(timeout=180) != {"ready": True}:
+            self.stop()
+            raise SystemFailure("the converter process did not start; see zygote.log")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream:
+                stream.close()
+        self.process = None
+
+    def _read_reply(self, timeout: float) -> dict | None:
+        assert self.process is not None and self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            return None
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    def run(self, workdir: Path, limits: SandboxLimits) -> dict:
+        """Run one job; return the child's exit status as a reply dict."""
+        if self.process is None or self.process.poll() is not None or self.jobs >= self.recycle_after:
+            self.stop()
+            self._start()
+        self.jobs += 1
+        job = {
+            "workdir": str(workdir),
+            "cpu_seconds": limits.cpu_seconds,
+            "memory_bytes": limits.memory_bytes,
+            "timeout_seconds": limits.timeout_seconds,
+        }
+        try:
+            self.process.stdin.write((json.dumps(job) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self.stop()
+            raise SystemFailure(f"the converter process died: {exc}") from exc
+        reply = self._read_reply(timeout=limits.timeout_seconds + 30)
+        if reply is None:
+            self.stop()
+            raise ConversionError(f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped.")
+        return reply
+
+
+_local = threading.local()
+
+
+def _zygote() -> Zygote:
+    from django.conf import settings
+
+    if getattr(_local, "zygote", None) is None:
+        _local.zygote = Zygote(settings.CONVERSION_SCRATCH_DIR, settings.CONVERTER_RECYCLE_AFTER)
+    return _local.zygote
 
 
 def run_converter(workdir: Path, request: dict, limits: SandboxLimits) -> dict:
-    """Run one conversion; return the child's result dict (already checked
-    for shape). Raises ConversionError when the model hit a limit."""
+    """Run one conversion; return the child's checked result dict. Raises
+    ConversionError when the model failed or hit a limit."""
     (workdir / "request.json").write_text(json.dumps(request))
-    command = [*namespace_prefix(), sys.executable, "-m", "conversions.converter", str(workdir)]
+    reply = _zygote().run(workdir, limits)
+    return _read_result(workdir, reply, limits)
+
+
+def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
     log_path = workdir / "converter.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=clean_environment(workdir),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=functools.partial(_limit_resources, limits),
-        )
-        try:
-            returncode = process.wait(timeout=limits.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise ConversionError(
-                f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped."
-            ) from None
-    return _read_result(workdir, returncode, limits, log_path)
-
-
-def _read_result(workdir: Path, returncode: int, limits: SandboxLimits, log_path: Path) -> dict:
+    tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
     result_path = workdir / "result.json"
-    if returncode != 0 or not result_path.is_file():
-        tail = log_path.read_text(errors="replace")[-2000:]
-        if returncode in (-signal.SIGXCPU, -signal.SIGKILL) or "SIGXCPU" in tail:
-            raise ConversionError(
-                f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped."
-            )
-        if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
+    if reply.get("signal") == signal.SIGALRM:
+        raise ConversionError(f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped.")
+    if reply.get("signal") in (signal.SIGXCPU, signal.SIGKILL):
+        raise ConversionError(f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped.")
+    if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
+        if not result_path.is_file() or reply.get("exit_code") != 0:
             raise ConversionError(
                 f"Conversion needed more than the {limits.memory_bytes // 1024**2} MiB memory limit and was stopped."
             )
-        raise SystemFailure(f"converter exited with status {returncode}: {tail[-500:]}")
+    if reply.get("exit_code") != 0 or not result_path.is_file():
+        raise SystemFailure(f"converter child ended with {reply}: {tail[-500:]}")
     try:
         result = json.loads(result_path.read_text())
     except ValueError as exc:

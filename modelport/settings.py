@@ -203,7 +203,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CONVERSION_TIMEOUT_SECONDS = envint("MODELPORT_CONVERSION_TIMEOUT", 900)
 CONVERSION_MEMORY_BYTES = envint("MODELPORT_CONVERSION_MEMORY_BYTES", 8 * 1024**3)
 CONVERSION_MAX_ATTEMPTS = envint("MODELPORT_CONVERSION_MAX_ATTEMPTS", 3)
+# The warm converter process is replaced after this many jobs.
+CONVERTER_RECYCLE_AFTER = envint("MODELPORT_CONVERTER_RECYCLE_AFTER", 100)
 CONVERSION_SCRATCH_DIR = Path(env("MODELPORT_SCRATCH_DIR", str(VAR_DIR / "scratch")))
+# Hidden from the converter (besides VAR_DIR and local model storage).
+SANDBOX_HIDDEN_PATHS = envlist(
+    "MODELPORT_SANDBOX_HIDDEN_PATHS",
+    "/var/lib/postgresql,/var/lib/redis,/var/lib/mysql,/root/.ssh,/root/.aws,/root/.config,/etc/ssl/private",
+)
 WEIGHT_SHARD_BYTES = envint("MODELPORT_WEIGHT_SHARD_BYTES", 4 * 1024 * 1024)
 # A conversion is ready only if TF.js matches TensorFlow on every output
 # element within atol + rtol * |value|.
