@@ -1,4 +1,5 @@
-"""The converter that runs inside the sandbox (``python -m conversions.converter``).
+"""The converter that runs inside the sandbox, in a child forked by
+conversions/zygote.py for each job.
 
 It sees only its scratch directory: the unpacked upload and an output
 directory. It imports no Django and holds no secrets. It reads its request
