@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversions import archive
@@ -24,25 +27,73 @@ logger = logging.getLogger(__name__)
 
 
 def claim(version_id: int) -> Version | None:
-    """Mark a version as converting and count the attempt, or return None
-    if there is nothing to do (deleted, already final, out of attempts)."""
+    """Take the conversion lease on a version and count the attempt, or
+    return None if there is nothing to do: deleted, already final, or being
+    converted by a live worker (its lease has not expired)."""
+    now = timezone.now()
     with transaction.atomic():
         version = Version.objects.select_for_update().filter(pk=version_id).first()
         if version is None or version.is_final:
+            return None
+        if version.status == Version.Status.CONVERTING and version.lease_expires_at and version.lease_expires_at > now:
             return None
         version.attempts += 1
         if version.attempts > settings.CONVERSION_MAX_ATTEMPTS:
             _fail(
                 version,
-                f"The conversion crashed {settings.CONVERSION_MAX_ATTEMPTS} times and was given up. "
-                "Upload the file again; if it keeps failing, the model may be too large for this server.",
+                f"The conversion was started {settings.CONVERSION_MAX_ATTEMPTS} times and never finished "
+                "(the worker crashed or was stopped each time). Upload the file again; if it keeps failing, "
+                "the model may be too large for this server.",
                 Version.Failure.SYSTEM,
             )
             return None
         version.status = Version.Status.CONVERTING
-        version.started_at = timezone.now()
-        version.save(update_fields=["attempts", "status", "started_at"])
+        version.started_at = now
+        version.lease_expires_at = now + timedelta(seconds=settings.CONVERSION_LEASE_SECONDS)
+        version.save(update_fields=["attempts", "status", "started_at", "lease_expires_at"])
         return version
+
+
+@contextmanager
+def holding_lease(version: Version):
+    """Renew the version's lease while the block runs, so other workers and
+    the stalled-job sweep know this worker is alive."""
+    stop = threading.Event()
+    period = settings.CONVERSION_LEASE_SECONDS / 3
+
+    def renew() -> None:
+        try:
+            while not stop.wait(period):
+                expires = timezone.now() + timedelta(seconds=settings.CONVERSION_LEASE_SECONDS)
+                Version.objects.filter(pk=version.pk, status=Version.Status.CONVERTING).update(lease_expires_at=expires)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=renew, name=f"lease-{version.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def recover_stalled() -> list[int]:
+    """Put versions whose worker died (lease expired) back on the queue,
+    and re-send pending versions whose message may have been lost."""
+    now = timezone.now()
+    stalled = Version.objects.filter(status=Version.Status.CONVERTING, lease_expires_at__lt=now)
+    lost = Version.objects.filter(
+        status=Version.Status.PENDING,
+        created_at__lt=now - timedelta(seconds=settings.CONVERSION_PENDING_RESEND_SECONDS),
+    )
+    ids = sorted(set(stalled.values_list("pk", flat=True)) | set(lost.values_list("pk", flat=True)))
+    from conversions.tasks import convert_version
+
+    for version_id in ids:
+        logger.warning("re-queueing stalled conversion of version %s", version_id)
+        convert_version.delay(version_id)
+    return ids
 
 
 def _fail(version: Version, message: str, failure: str) -> None:
@@ -63,7 +114,8 @@ def convert(version_id: int) -> None:
     settings.CONVERSION_SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.CONVERSION_SCRATCH_DIR, prefix=f"v{version.pk}-") as scratch:
         try:
-            result, model_json, files = _convert_in_sandbox(version, Path(scratch))
+            with holding_lease(version):
+                result, model_json, files = _convert_in_sandbox(version, Path(scratch))
             prefix = f"artifacts/{version.uid}/{version.attempts}"
             for item in files:
                 with item.local.open("rb") as handle:
@@ -91,6 +143,7 @@ def convert(version_id: int) -> None:
     version.conversion_seconds = round(time.monotonic() - started, 3)
     version.error = ""
     version.failure = Version.Failure.NONE
+    version.lease_expires_at = None
     version.save()
 
 

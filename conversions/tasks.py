@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import logging
+import threading
+
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import connection
 
 from conversions import services
 from conversions.errors import SystemFailure
 from registry.storage import StorageError
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -14,3 +22,22 @@ from registry.storage import StorageError
 )
 def convert_version(version_id: int) -> None:
     services.convert(version_id)
+
+
+@worker_ready.connect
+def start_recovery_sweep(**kwargs) -> None:
+    """Every worker looks for jobs whose worker died, now and periodically;
+    the broker alone cannot be trusted to redeliver them (the filesystem
+    broker never does, Redis only after its visibility timeout)."""
+
+    def sweep() -> None:
+        while True:
+            try:
+                services.recover_stalled()
+            except Exception:
+                logger.exception("stalled-conversion sweep failed")
+            finally:
+                connection.close()
+            threading.Event().wait(settings.CONVERSION_RECOVERY_INTERVAL)
+
+    threading.Thread(target=sweep, name="recovery-sweep", daemon=True).start()

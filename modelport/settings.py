@@ -203,6 +203,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CONVERSION_TIMEOUT_SECONDS = envint("MODELPORT_CONVERSION_TIMEOUT", 900)
 CONVERSION_MEMORY_BYTES = envint("MODELPORT_CONVERSION_MEMORY_BYTES", 8 * 1024**3)
 CONVERSION_MAX_ATTEMPTS = envint("MODELPORT_CONVERSION_MAX_ATTEMPTS", 3)
+# A converting worker renews its lease every third of this; a lease that
+# runs out means the worker died and the job is taken again.
+CONVERSION_LEASE_SECONDS = envint("MODELPORT_CONVERSION_LEASE_SECONDS", 60)
+# How often each worker looks for stalled jobs, and how old a pending job
+# must be before its message is presumed lost and sent again.
+CONVERSION_RECOVERY_INTERVAL = envint("MODELPORT_CONVERSION_RECOVERY_INTERVAL", 60)
+CONVERSION_PENDING_RESEND_SECONDS = envint("MODELPORT_CONVERSION_PENDING_RESEND_SECONDS", 1800)
 # The warm converter process is replaced after this many jobs.
 CONVERTER_RECYCLE_AFTER = envint("MODELPORT_CONVERTER_RECYCLE_AFTER", 100)
 CONVERSION_SCRATCH_DIR = Path(env("MODELPORT_SCRATCH_DIR", str(VAR_DIR / "scratch")))
@@ -240,9 +247,10 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Redis re-delivers an unacked message after this long; it must be
-        # longer than the longest conversion or a slow job runs twice.
-        "visibility_timeout": CONVERSION_TIMEOUT_SECONDS * 2 + 600,
+        # Redis re-delivers an unacked message (its worker died) after this
+        # long. Early redelivery of a live job is harmless (the version's
+        # lease refuses it) but wasteful, so keep it above a long conversion.
+        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", CONVERSION_TIMEOUT_SECONDS * 2 + 600),
     }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "modelport")
 CELERY_TASK_IGNORE_RESULT = True

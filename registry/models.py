@@ -99,6 +99,9 @@ class Version(models.Model):
     # [{"path": "group1-shard1of1.bin", "size": 123, "sha256": "..."}, ...]
     files = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # While converting: the worker renews this; once it passes, the worker
+    # is presumed dead and the job may be taken again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     # TF.js vs TensorFlow on the same inputs: max_abs_error, max_rel_error,
     # atol, rtol, passed, inputs. Set on ready, and on a parity failure.
     parity = models.JSONField(default=dict, blank=True)

@@ -37,7 +37,7 @@ class Backend:
     worker_env: dict = field(default_factory=dict)
 
 
-def _database_url() -> str:
+def database_url() -> str:
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
@@ -104,28 +104,48 @@ def backend(request, tmp_path_factory) -> Backend:
 def celery_worker_process(backend, django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on the test database and `backend`."""
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        url = database_url()
     log_path = tmp_path_factory.mktemp("worker") / f"worker-{backend.name}.log"
-    env = {**os.environ, "DATABASE_URL": database_url, **backend.worker_env}
+    # No stalled-job sweeps from this shared worker: tests that kill workers
+    # run their own, and must not have jobs taken from under them.
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MODELPORT_CONVERSION_RECOVERY_INTERVAL": "3600",
+        **backend.worker_env,
+    }
+    process = start_worker(env, log_path, django_settings.CELERY_TASK_DEFAULT_QUEUE, f"test-{backend.name}", purge=True)
+    yield process, log_path
+    stop_worker(process)
+
+
+def start_worker(env: dict, log_path: Path, queue: str, name: str, purge: bool = False) -> subprocess.Popen:
+    """Start `celery worker` and wait until it is ready to take jobs."""
     command = [
         sys.executable, "-m", "celery", "-A", "modelport", "worker", "--pool=solo", "--concurrency=1",
-        "--purge", "-l", "info", "-Q", django_settings.CELERY_TASK_DEFAULT_QUEUE,
-        "-n", f"test-{backend.name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+        "-l", "info", "-Q", queue, "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
+    if purge:  # drop messages left by an aborted earlier run
+        command.append("--purge")
+    with log_path.open("ab") as log:
+        offset = log.tell()
         process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    while b" ready." not in log_path.read_bytes():
+    while b" ready." not in log_path.read_bytes()[offset:]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.2)
-    yield process, log_path
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
 
 
 @dataclass
