@@ -21,6 +21,13 @@ from conversions.formats import KERAS_H5, KERAS_V3, SAVED_MODEL
 # them, and running them here would execute the uploader's code.
 CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 
+# Quantized weights trade accuracy for size; these bound how much.
+VARIANT_TOLERANCES = {
+    "float16": parity.Tolerance(atol=1e-3, rtol=1e-2),
+    "uint16": parity.Tolerance(atol=1e-3, rtol=1e-2),
+    "uint8": parity.Tolerance(atol=5e-2, rtol=5e-2),
+}
+
 KERAS3_UNSUPPORTED = (
     "This model was saved by Keras 3 ({version}); Keras 3 models are not supported yet. "
     "Save it with tf-keras (Keras 2) as .h5, or export a SavedModel with model.export(path) "
@@ -77,21 +84,6 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> dict:
     return {"output_format": "layers-model"}
 
 
-def prove_keras2(source: Path, output: Path, workdir: Path, tolerance: parity.Tolerance) -> dict:
-    specs, predict = parity.keras2_reference(source)
-    inputs = parity.make_inputs(specs)
-    actual = parity.run_tfjs(output, "layers", inputs, workdir)
-    return parity.check(predict(inputs), actual, tolerance, specs, inputs)
-
-
-def prove_saved_model(source: Path, output: Path, workdir: Path, signature: str, tolerance: parity.Tolerance) -> dict:
-    model_json = json.loads((output / "model.json").read_text())
-    specs, predict, input_names, output_names = parity.graph_reference(source, signature, model_json)
-    inputs = parity.make_inputs(specs)
-    actual = parity.run_tfjs(output, "graph", inputs, workdir, input_names, output_names)
-    return parity.check(predict(inputs), actual, tolerance, specs, inputs)
-
-
 def convert_saved_model(source: Path, output: Path, shard_bytes: int, signature: str) -> dict:
     import tensorflow as tf
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as saved_model_conversion
@@ -133,18 +125,46 @@ def run(request: dict, workdir: Path) -> dict:
     signature = request.get("signature") or "serving_default"
     if input_format == KERAS_H5:
         result = convert_keras_h5(source, output, shard_bytes)
-        result["parity"] = prove_keras2(source, output, workdir, tolerance)
+        proof = parity.keras2_proof(source)
     elif input_format == SAVED_MODEL:
         result = convert_saved_model(source, output, shard_bytes, signature)
-        result["parity"] = prove_saved_model(source, output, workdir, signature, tolerance)
+        proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
     elif input_format == KERAS_V3:
         raise ConversionError(KERAS3_UNSUPPORTED.format(version="a .keras file"))
     else:
         raise ConversionError(f"Unknown input format {input_format!r}.")
+    result["parity"] = proof.check(output, workdir, tolerance)
+    result["variants"] = {
+        quantization: make_variant(output, workdir, quantization, shard_bytes, proof)
+        for quantization in request.get("variants", [])
+    }
     import tensorflowjs
 
     result["converter_version"] = f"tensorflowjs {tensorflowjs.__version__}"
     return result
+
+
+def make_variant(output: Path, workdir: Path, quantization: str, shard_bytes: int, proof: parity.Proof) -> dict:
+    """Write a quantized copy of the verified output to ``output-<q>`` and
+    prove it against TensorFlow with the looser tolerance quantization needs."""
+    from tensorflowjs import read_weights, write_weights
+
+    if quantization not in VARIANT_TOLERANCES:
+        return {"ok": False, "error": f"Unknown quantization {quantization!r}."}
+    target = output.parent / f"{output.name}-{quantization}"
+    model_json = json.loads((output / "model.json").read_text())
+    groups = read_weights.read_weights(model_json["weightsManifest"], str(output))
+    target.mkdir()
+    model_json["weightsManifest"] = write_weights.write_weights(
+        groups, str(target), shard_size_bytes=shard_bytes, write_manifest=False,
+        quantization_dtype_map={quantization: True},
+    )  # fmt: skip
+    (target / "model.json").write_text(json.dumps(model_json))
+    try:
+        figures = proof.check(target, workdir, VARIANT_TOLERANCES[quantization])
+    except ConversionError as exc:
+        return {"ok": False, "error": str(exc), "parity": exc.parity}
+    return {"ok": True, "parity": figures}
 
 
 def handle(workdir: Path) -> None:

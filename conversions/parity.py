@@ -141,6 +141,34 @@ def check(
     return figures
 
 
+@dataclass
+class Proof:
+    """TensorFlow's answers on fixed inputs, to hold any TF.js output against."""
+
+    kind: str  # "layers" or "graph"
+    specs: list[InputSpec]
+    inputs: list[np.ndarray]
+    expected: list[np.ndarray]
+    input_names: list[str] | None = None
+    output_names: list[str] | None = None
+
+    def check(self, model_dir: Path, workdir: Path, tolerance: Tolerance) -> dict:
+        actual = run_tfjs(model_dir, self.kind, self.inputs, workdir, self.input_names, self.output_names)
+        return check(self.expected, actual, tolerance, self.specs, self.inputs)
+
+
+def keras2_proof(h5_path: Path) -> Proof:
+    specs, predict = keras2_reference(h5_path)
+    inputs = make_inputs(specs)
+    return Proof("layers", specs, inputs, predict(inputs))
+
+
+def graph_proof(saved_model_dir: Path, signature: str, model_json: dict) -> Proof:
+    specs, predict, input_names, output_names = graph_reference(saved_model_dir, signature, model_json)
+    inputs = make_inputs(specs)
+    return Proof("graph", specs, inputs, predict(inputs), input_names, output_names)
+
+
 def keras2_reference(h5_path: Path):
     """Specs and a predict function for a tf-keras .h5 whose config was
     already checked to hold only built-in layers (no Lambda, no custom)."""

@@ -9,6 +9,7 @@ match what the manifest declares.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conversions.errors import ConversionError, SystemFailure
+from registry import storage
 
 MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -100,3 +102,14 @@ def validate_output(output_dir: Path, output_format: str) -> tuple[bytes, list[O
             raise SystemFailure(f"weight files hold {group_bytes} bytes, the manifest declares {sum(expected)}")
     canonical = json.dumps(document, separators=(",", ":")).encode()
     return canonical, files
+
+
+def store(output_dir: Path, output_format: str, prefix: str) -> list[dict]:
+    """Validate a converter output directory and store it under ``prefix``;
+    model.json goes last. Returns the file entries for the version."""
+    model_json, files = validate_output(output_dir, output_format)
+    for item in files:
+        with item.local.open("rb") as handle:
+            storage.put_blob(f"{prefix}/{item.path}", handle)
+    storage.put_blob(f"{prefix}/model.json", io.BytesIO(model_json))
+    return [item.as_dict() for item in files]

@@ -214,6 +214,7 @@ def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
         raise SystemFailure("converter wrote a result of the wrong shape")
     figures = clean_parity(result.get("parity"))
+    result["variants"] = clean_variants(result.get("variants"))
     if not result["ok"]:
         raise ConversionError(str(result.get("error") or "The conversion failed.")[:2000], parity=figures)
     if result.get("output_format") not in ("layers-model", "graph-model"):
@@ -222,6 +223,25 @@ def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
         raise SystemFailure("converter reported no parity figures")
     result["parity"] = figures
     return result
+
+
+QUANTIZATIONS = ("float16", "uint8", "uint16")
+
+
+def clean_variants(variants) -> dict:
+    """Keep only well-typed variant outcomes from the untrusted child."""
+    if not isinstance(variants, dict):
+        return {}
+    cleaned = {}
+    for quantization in QUANTIZATIONS:
+        outcome = variants.get(quantization)
+        if isinstance(outcome, dict):
+            ok = outcome.get("ok") is True
+            figures = clean_parity(outcome.get("parity"))
+            if ok and figures is None:
+                ok, outcome = False, {"error": "The variant was not checked against TensorFlow."}
+            cleaned[quantization] = {"ok": ok, "error": str(outcome.get("error") or "")[:2000], "parity": figures}
+    return cleaned
 
 
 def clean_parity(figures) -> dict | None:

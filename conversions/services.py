@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import logging
+import secrets
 import tempfile
 import threading
 import time
@@ -18,10 +18,11 @@ from django.utils import timezone
 from conversions import archive
 from conversions.errors import ConversionError, SystemFailure
 from conversions.formats import SAVED_MODEL, detect_format
-from conversions.publish import validate_output
+from conversions.publish import store
 from conversions.sandbox import SandboxLimits, run_converter
 from registry import storage
 from registry.models import Version
+from registry.services import enqueue_variants
 
 logger = logging.getLogger(__name__)
 
@@ -105,22 +106,21 @@ def _fail(version: Version, message: str, failure: str) -> None:
 
 
 def convert(version_id: int) -> None:
-    """Convert one version. User errors end the version as failed; system
-    errors are raised for the task to retry, until attempts run out."""
+    """Convert one version (and the variants asked for with it). User errors
+    end the version as failed; system errors are raised for the task to
+    retry, until attempts run out."""
     version = claim(version_id)
     if version is None:
         return
     started = time.monotonic()
-    settings.CONVERSION_SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.CONVERSION_SCRATCH_DIR, prefix=f"v{version.pk}-") as scratch:
+    variants = version.pending_variants()
+    with _scratch(version) as scratch:
         try:
             with holding_lease(version):
-                result, model_json, files = _convert_in_sandbox(version, Path(scratch))
+                result = _run_sandbox(version, scratch, variants)
             prefix = f"artifacts/{version.uid}/{version.attempts}"
-            for item in files:
-                with item.local.open("rb") as handle:
-                    storage.put_blob(f"{prefix}/{item.path}", handle)
-            storage.put_blob(f"{prefix}/model.json", io.BytesIO(model_json))
+            files = store(scratch / "output", result["output_format"], prefix)
+            outcomes = _store_variants(result, scratch, prefix)
         except ConversionError as exc:
             version.parity = exc.parity or {}
             version.save(update_fields=["parity"])
@@ -133,33 +133,81 @@ def convert(version_id: int) -> None:
                 return
             Version.objects.filter(pk=version.pk).update(status=Version.Status.PENDING)
             raise
-    version.status = Version.Status.READY
-    version.output_format = result["output_format"]
-    version.converter_version = str(result.get("converter_version", ""))[:32]
-    version.artifact_prefix = prefix
-    version.files = [item.as_dict() for item in files]
-    version.parity = result["parity"]
-    version.finished_at = timezone.now()
-    version.conversion_seconds = round(time.monotonic() - started, 3)
-    version.error = ""
-    version.failure = Version.Failure.NONE
-    version.lease_expires_at = None
-    version.save()
+    with transaction.atomic():
+        fresh = Version.objects.select_for_update().get(pk=version.pk)
+        fresh.status = Version.Status.READY
+        fresh.input_format = version.input_format
+        fresh.output_format = result["output_format"]
+        fresh.converter_version = str(result.get("converter_version", ""))[:32]
+        fresh.artifact_prefix = prefix
+        fresh.files = files
+        fresh.parity = result["parity"]
+        fresh.finished_at = timezone.now()
+        fresh.conversion_seconds = round(time.monotonic() - started, 3)
+        fresh.error = ""
+        fresh.failure = Version.Failure.NONE
+        fresh.lease_expires_at = None
+        fresh.variants = {**fresh.variants, **outcomes}
+        fresh.save()
+        if fresh.pending_variants():  # asked for while this job ran
+            transaction.on_commit(lambda: enqueue_variants(fresh.pk))
 
 
-def _convert_in_sandbox(version: Version, scratch: Path):
+def convert_variants(version_id: int) -> None:
+    """Make the pending quantized variants of a ready version."""
+    version = Version.objects.filter(pk=version_id, status=Version.Status.READY).first()
+    if version is None or not (variants := version.pending_variants()):
+        return
+    with _scratch(version) as scratch:
+        try:
+            result = _run_sandbox(version, scratch, variants)
+            outcomes = _store_variants(result, scratch, f"artifacts/{version.uid}/variants-{secrets.token_hex(4)}")
+        except ConversionError as exc:
+            outcomes = {q: {"status": "failed", "error": str(exc)} for q in variants}
+    with transaction.atomic():
+        fresh = Version.objects.select_for_update().get(pk=version.pk)
+        fresh.variants = {**fresh.variants, **outcomes}
+        fresh.save(update_fields=["variants"])
+
+
+@contextmanager
+def _scratch(version: Version):
+    settings.CONVERSION_SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.CONVERSION_SCRATCH_DIR, prefix=f"v{version.pk}-") as scratch:
+        yield Path(scratch)
+
+
+def _store_variants(result: dict, scratch: Path, prefix: str) -> dict:
+    outcomes = {}
+    for quantization, outcome in result["variants"].items():
+        if not outcome["ok"]:
+            outcomes[quantization] = {"status": "failed", "error": outcome["error"], "parity": outcome["parity"] or {}}
+            continue
+        variant_prefix = f"{prefix}/{quantization}"
+        files = store(scratch / f"output-{quantization}", result["output_format"], variant_prefix)
+        outcomes[quantization] = {
+            "status": "ready",
+            "error": "",
+            "parity": outcome["parity"],
+            "files": files,
+            "artifact_prefix": variant_prefix,
+        }
+    return outcomes
+
+
+def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
     upload_path = scratch / "upload"
     with upload_path.open("wb") as handle:
         storage.download_blob(version.upload_key, handle)
     with upload_path.open("rb") as handle:
         input_format = version.requested_format or detect_format(handle)
+    version.input_format = input_format
     Version.objects.filter(pk=version.pk).update(input_format=input_format)
     source = upload_path
     if input_format == SAVED_MODEL:
         unpacked = scratch / "input"
         archive.extract(upload_path, unpacked)
         source = archive.find_saved_model_dir(unpacked)
-    output = scratch / "output"
     limits = SandboxLimits(
         timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
         memory_bytes=settings.CONVERSION_MEMORY_BYTES,
@@ -167,13 +215,11 @@ def _convert_in_sandbox(version: Version, scratch: Path):
     )
     request = {
         "source": str(source),
-        "output": str(output),
+        "output": str(scratch / "output"),
         "format": input_format,
         "shard_bytes": settings.WEIGHT_SHARD_BYTES,
         "atol": settings.PARITY_ATOL,
         "rtol": settings.PARITY_RTOL,
+        "variants": variants,
     }
-    result = run_converter(scratch, request, limits)
-    version.input_format = input_format
-    model_json, files = validate_output(output, result["output_format"])
-    return result, model_json, files
+    return run_converter(scratch, request, limits)

@@ -24,6 +24,11 @@ def convert_version(version_id: int) -> None:
     services.convert(version_id)
 
 
+@shared_task(autoretry_for=(SystemFailure, StorageError), retry_backoff=5, retry_kwargs={"max_retries": 3})
+def convert_version_variants(version_id: int) -> None:
+    services.convert_variants(version_id)
+
+
 @worker_ready.connect
 def start_recovery_sweep(**kwargs) -> None:
     """Every worker looks for jobs whose worker died, now and periodically;

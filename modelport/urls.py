@@ -1,16 +1,24 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from registry import serving
+from registry.converters import VariantConverter
+
+register_converter(VariantConverter, "variant")
 
 urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("m/<str:owner>/<str:name>/<str:ref>/<str:filename>", serving.serve_file, name="serve-file"),
+    path(
+        "m/<str:owner>/<str:name>/<str:ref>/<variant:variant>/<str:filename>",
+        serving.serve_variant_file,
+        name="serve-variant-file",
+    ),
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
 ]

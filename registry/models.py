@@ -72,6 +72,11 @@ class Version(models.Model):
         KERAS_V3 = "keras-v3", "Keras 3 (.keras)"
         SAVED_MODEL = "saved-model", "TensorFlow SavedModel"
 
+    class Quantization(models.TextChoices):
+        FLOAT16 = "float16"
+        UINT8 = "uint8"
+        UINT16 = "uint16"
+
     class OutputFormat(models.TextChoices):
         LAYERS = "layers-model"
         GRAPH = "graph-model"
@@ -105,6 +110,9 @@ class Version(models.Model):
     # TF.js vs TensorFlow on the same inputs: max_abs_error, max_rel_error,
     # atol, rtol, passed, inputs. Set on ready, and on a parity failure.
     parity = models.JSONField(default=dict, blank=True)
+    # Quantized variants: {"float16": {"status", "error", "parity", "files",
+    # "artifact_prefix"}}; each is served under /m/…/{ref}/{quantization}/.
+    variants = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -126,11 +134,18 @@ class Version(models.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATES
 
-    def model_json_path(self, ref: str | None = None) -> str:
-        return reverse(
-            "serve-file",
-            args=[self.model.owner.username, self.model.name, ref or str(self.number), "model.json"],
-        )
+    def model_json_path(self, ref: str | None = None, variant: str | None = None) -> str:
+        args = [self.model.owner.username, self.model.name, ref or str(self.number)]
+        if variant:
+            return reverse("serve-variant-file", args=[*args, variant, "model.json"])
+        return reverse("serve-file", args=[*args, "model.json"])
 
     def file_entry(self, path: str) -> dict | None:
         return next((entry for entry in self.files if entry["path"] == path), None)
+
+    def pending_variants(self) -> list[str]:
+        return sorted(q for q, variant in self.variants.items() if variant.get("status") == "pending")
+
+    def ready_variant(self, quantization: str) -> dict | None:
+        variant = self.variants.get(quantization)
+        return variant if variant and variant.get("status") == "ready" else None

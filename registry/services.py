@@ -46,7 +46,14 @@ def _hash_and_size(fileobj: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def upload_version(model: Model, user, fileobj: IO[bytes], filename: str, requested_format: str = "") -> Version:
+def upload_version(
+    model: Model,
+    user,
+    fileobj: IO[bytes],
+    filename: str,
+    requested_format: str = "",
+    variants: list[str] | None = None,
+) -> Version:
     """Store the upload, create the next version and queue its conversion.
 
     The file is checked cheaply first (empty? a model at all?) so obvious
@@ -70,6 +77,7 @@ def upload_version(model: Model, user, fileobj: IO[bytes], filename: str, reques
         upload_size=size,
         upload_sha256=sha256,
         requested_format=requested_format,
+        variants={quantization: {"status": "pending"} for quantization in variants or []},
     )
     version.upload_key = f"uploads/{version.uid}/upload"
     storage.put_blob(version.upload_key, fileobj)
@@ -105,3 +113,25 @@ def delete_model(model: Model) -> None:
                 logger.exception("could not delete files of a deleted version %s", uid)
 
     transaction.on_commit(remove_files)
+
+
+def request_variant(version: Version, quantization: str) -> Version:
+    """Ask for a quantized variant of a version (idempotent)."""
+    with transaction.atomic():
+        version = Version.objects.select_for_update().select_related("model__owner").get(pk=version.pk)
+        if version.status == Version.Status.FAILED:
+            raise RegistryError(f"Version {version.number} failed to convert, so it has no variants.", status=409)
+        current = version.variants.get(quantization, {}).get("status")
+        if current in ("pending", "ready"):
+            return version
+        version.variants = {**version.variants, quantization: {"status": "pending"}}
+        version.save(update_fields=["variants"])
+        if version.is_ready:
+            transaction.on_commit(lambda: enqueue_variants(version.pk))
+    return version
+
+
+def enqueue_variants(version_id: int) -> None:
+    from conversions.tasks import convert_version_variants
+
+    convert_version_variants.delay(version_id)

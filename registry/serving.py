@@ -51,13 +51,25 @@ def resolve(request, owner: str, name: str, ref: str) -> Version:
 @require_safe
 def serve_file(request, owner: str, name: str, ref: str, filename: str):
     version = resolve(request, owner, name, ref)
-    is_alias = not ref.isdigit()
+    return _serve(request, version, not ref.isdigit(), version.artifact_prefix, version.files, filename, "")
+
+
+@require_safe
+def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, filename: str):
+    version = resolve(request, owner, name, ref)
+    ready = version.ready_variant(variant)
+    if ready is None:
+        raise Http404("This version has no such variant (yet).")
+    return _serve(request, version, not ref.isdigit(), ready["artifact_prefix"], ready["files"], filename, variant)
+
+
+def _serve(request, version: Version, is_alias: bool, prefix: str, files: list[dict], filename: str, variant: str):
     if filename == "model.json":
-        return _model_json(request, version, is_alias)
-    entry = version.file_entry(filename)
+        return _model_json(request, version, is_alias, prefix, variant)
+    entry = next((item for item in files if item["path"] == filename), None)
     if entry is None:
         raise Http404("No such file in this version.")
-    key = f"{version.artifact_prefix}/{filename}"
+    key = f"{prefix}/{filename}"
     etag = f'"{entry["sha256"]}"'
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
@@ -69,12 +81,13 @@ def serve_file(request, owner: str, name: str, ref: str, filename: str):
     return response
 
 
-def _model_json(request, version: Version, is_alias: bool):
-    body = storage.read_blob(f"{version.artifact_prefix}/model.json")
+def _model_json(request, version: Version, is_alias: bool, prefix: str, variant: str):
+    body = storage.read_blob(f"{prefix}/model.json")
     if is_alias:
         document = json.loads(body)
+        pinned = f"../../{version.number}/{variant}" if variant else f"../{version.number}"
         for group in document.get("weightsManifest", []):
-            group["paths"] = [f"../{version.number}/{path}" for path in group["paths"]]
+            group["paths"] = [f"{pinned}/{path}" for path in group["paths"]]
         body = json.dumps(document, separators=(",", ":")).encode()
     etag = f'"{hashlib.sha256(body).hexdigest()}"'
     headers = {

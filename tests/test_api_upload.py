@@ -105,3 +105,32 @@ def test_format_override_skips_detection(owner_client, public_model):
     response = owner_client.post(URL, {"file": upload, "format": "saved-model"}, format="multipart")
     assert response.status_code == 202
     assert Version.objects.get().requested_format == "saved-model"
+
+
+def test_upload_can_ask_for_quantized_variants(owner_client, public_model):
+    response = owner_client.post(URL, {"file": h5_like(), "variants": ["float16", "uint8"]}, format="multipart")
+    assert response.status_code == 202
+    assert [(v["quantization"], v["status"], v["model_url"]) for v in response.json()["variants"]] == [
+        ("float16", "pending", None),
+        ("uint8", "pending", None),
+    ]
+
+
+def test_upload_rejects_unknown_variant(owner_client, public_model):
+    response = owner_client.post(URL, {"file": h5_like(), "variants": ["int4"]}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["detail"] == 'variants: "int4" is not a valid choice.'
+
+
+def test_variant_of_a_failed_version_is_409(owner_client, public_model):
+    owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    Version.objects.update(status=Version.Status.FAILED)
+    response = owner_client.post(URL + "1/variants/", {"quantization": "uint8"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Version 1 failed to convert, so it has no variants."}
+
+
+def test_outsider_cannot_ask_for_variants(outsider_client, owner_client, public_model):
+    owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    response = outsider_client.post(URL + "1/variants/", {"quantization": "uint8"}, format="json")
+    assert response.status_code == 403

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from rest_framework.authtoken.models import Token
@@ -137,3 +139,49 @@ def test_s3_objects_have_content_type_cache_control_and_bucket_cors(registry, to
     rules = client.get_bucket_cors(Bucket="modelport-test")["CORSRules"]
     assert rules[0]["AllowedOrigins"] == ["*"]
     assert "GET" in rules[0]["AllowedMethods"]
+
+
+def test_quantized_variants_have_their_own_urls_and_parity(registry, token, models, tmp_path):
+    built = models["cnn"]
+    api = registry.api(token)
+    assert api.post(f"{registry.url}/api/v1/models/", json={"name": "small"}).status_code == 201
+    with open(built.path, "rb") as handle:
+        response = api.post(
+            f"{registry.url}/api/v1/models/alice/small/versions/",
+            files={"file": ("cnn.h5", handle)},
+            data={"variants": ["float16", "uint8"]},
+        )
+    assert response.status_code == 202, response.text
+    version = registry.wait_final(api, "alice", "small", 1)
+    assert version["status"] == "ready", version["error"]
+    full_size = version["upload"]["size"]
+    variants = {variant["quantization"]: variant for variant in version["variants"]}
+    assert set(variants) == {"float16", "uint8"}
+    for quantization, allowed in (("float16", 1e-2), ("uint8", 5e-2)):
+        variant = variants[quantization]
+        assert variant["status"] == "ready", variant["error"]
+        assert variant["model_url"] == f"{registry.url}/m/alice/small/1/{quantization}/model.json"
+        assert variant["parity"]["passed"] is True
+        predicted = tfjs_predict(variant["model_url"], "layers", built.inputs, tmp_path)
+        assert np.abs(predicted[0] - built.expected[0]).max() == pytest.approx(
+            variant["parity"]["max_abs_error"], abs=0.02
+        )
+        np.testing.assert_allclose(predicted[0], built.expected[0], atol=allowed, rtol=0)
+    assert variants["uint8"]["size"] < variants["float16"]["size"] < full_size
+
+    later = api.post(f"{registry.url}/api/v1/models/alice/small/versions/1/variants/", json={"quantization": "uint16"})
+    assert later.status_code == 202, later.text
+    uint16 = wait_variant(api, f"{registry.url}/api/v1/models/alice/small/versions/1/", "uint16")
+    assert uint16["status"] == "ready", uint16["error"]
+    latest = f"{registry.url}/m/alice/small/latest/uint16/model.json"
+    assert api.get(latest).json()["weightsManifest"][0]["paths"][0].startswith("../../1/uint16/")
+    np.testing.assert_allclose(tfjs_predict(latest, "layers", built.inputs, tmp_path)[0], built.expected[0], atol=1e-2)
+
+
+def wait_variant(api, version_url: str, quantization: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        variants = {v["quantization"]: v for v in api.get(version_url).json()["variants"]}
+        if variants[quantization]["status"] != "pending" or time.monotonic() > deadline:
+            return variants[quantization]
+        time.sleep(0.5)

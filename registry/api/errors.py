@@ -10,12 +10,15 @@ from registry.storage import StorageError
 
 
 def _flatten(detail, prefix: str = "") -> list[str]:
+    """Field errors as "field: message" lines; list positions are dropped."""
     if isinstance(detail, dict):
-        return [
-            line
-            for key, value in detail.items()
-            for line in _flatten(value, f"{key}: " if key != "non_field_errors" else "")
-        ]
+        lines = []
+        for key, value in detail.items():
+            if key == "non_field_errors" or isinstance(key, int):
+                lines += _flatten(value, prefix)
+            else:
+                lines += _flatten(value, f"{prefix}{key}: ")
+        return lines
     if isinstance(detail, list):
         return [line for item in detail for line in _flatten(item, prefix)]
     return [f"{prefix}{detail}"]

@@ -23,13 +23,14 @@ class VersionSerializer(serializers.ModelSerializer):
     upload = serializers.SerializerMethodField()
     model_url = serializers.SerializerMethodField()
     snippet = serializers.SerializerMethodField()
+    variants = serializers.SerializerMethodField()
 
     class Meta:
         model = Version
         fields = [
             "number", "status", "error", "failure", "format", "input_format", "converter_version",
             "upload", "model_url", "snippet", "created_at", "started_at", "finished_at",
-            "conversion_seconds", "attempts", "parity",
+            "conversion_seconds", "attempts", "parity", "variants",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -45,6 +46,22 @@ class VersionSerializer(serializers.ModelSerializer):
         url = self.get_model_url(version)
         return load_snippet(version, url) if url else None
 
+    def get_variants(self, version: Version) -> list[dict]:
+        request = self.context["request"]
+        return [
+            {
+                "quantization": quantization,
+                "status": variant.get("status"),
+                "error": variant.get("error", ""),
+                "parity": variant.get("parity") or {},
+                "size": sum(entry["size"] for entry in variant.get("files", [])),
+                "model_url": absolute_url(request, version.model_json_path(variant=quantization))
+                if variant.get("status") == "ready" and version.is_ready
+                else None,
+            }
+            for quantization, variant in sorted(version.variants.items())
+        ]
+
 
 class VersionUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
@@ -54,6 +71,14 @@ class VersionUploadSerializer(serializers.Serializer):
         choices=Version.InputFormat.choices, required=False, allow_blank=True,
         help_text="Override format detection.",
     )  # fmt: skip
+    variants = serializers.ListField(
+        child=serializers.ChoiceField(choices=Version.Quantization.choices), required=False,
+        help_text="Quantized variants to make as well (repeat the field for several).",
+    )  # fmt: skip
+
+
+class VariantRequestSerializer(serializers.Serializer):
+    quantization = serializers.ChoiceField(choices=Version.Quantization.choices)
 
 
 class ModelSerializer(serializers.ModelSerializer):

@@ -9,4 +9,9 @@ urlpatterns = [
     path("models/<str:owner>/<str:name>/", views.ModelDetail.as_view(), name="api-model"),
     path("models/<str:owner>/<str:name>/versions/", views.VersionList.as_view(), name="api-versions"),
     path("models/<str:owner>/<str:name>/versions/<int:number>/", views.VersionDetail.as_view(), name="api-version"),
+    path(
+        "models/<str:owner>/<str:name>/versions/<int:number>/variants/",
+        views.VariantCreate.as_view(),
+        name="api-version-variants",
+    ),
 ]

@@ -8,7 +8,13 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from registry import services
-from registry.api.serializers import ModelSerializer, ModelUpdateSerializer, VersionSerializer, VersionUploadSerializer
+from registry.api.serializers import (
+    ModelSerializer,
+    ModelUpdateSerializer,
+    VariantRequestSerializer,
+    VersionSerializer,
+    VersionUploadSerializer,
+)
 from registry.models import Model, Version
 
 
@@ -68,8 +74,18 @@ class VersionList(generics.ListAPIView):
         upload = VersionUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]
-        version = services.upload_version(model, request.user, file, file.name, upload.validated_data.get("format", ""))
+        data = upload.validated_data
+        version = services.upload_version(
+            model, request.user, file, file.name, data.get("format", ""), data.get("variants", [])
+        )
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+def find_version(model: Model, number: int) -> Version:
+    version = model.versions.select_related("model__owner").filter(number=number).first()
+    if version is None:
+        raise Http404(f"Model '{model.full_name}' has no version {number}.")
+    return version
 
 
 class VersionDetail(generics.RetrieveAPIView):
@@ -77,7 +93,17 @@ class VersionDetail(generics.RetrieveAPIView):
 
     def get_object(self) -> Version:
         model = visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
-        version = model.versions.select_related("model__owner").filter(number=self.kwargs["number"]).first()
-        if version is None:
-            raise Http404(f"Model '{model.full_name}' has no version {self.kwargs['number']}.")
-        return version
+        return find_version(model, self.kwargs["number"])
+
+
+class VariantCreate(generics.GenericAPIView):
+    serializer_class = VariantRequestSerializer
+
+    @extend_schema(request=VariantRequestSerializer, responses={202: VersionSerializer})
+    def post(self, request, owner: str, name: str, number: int):
+        """Ask for a quantized variant (float16, uint8, uint16) of a version."""
+        version = find_version(owned_model(request, owner, name), number)
+        body = VariantRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        version = services.request_variant(version, body.validated_data["quantization"])
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

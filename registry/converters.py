@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+
+class VariantConverter:
+    """URL segment naming a quantized variant of a version."""
+
+    regex = "float16|uint8|uint16"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
