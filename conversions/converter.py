@@ -13,7 +13,7 @@ import json
 import traceback
 from pathlib import Path
 
-from conversions import parity
+from conversions import layout, parity
 from conversions.errors import ConversionError
 from conversions.formats import KERAS_H5, KERAS_V3, SAVED_MODEL
 
@@ -133,6 +133,7 @@ def run(request: dict, workdir: Path) -> dict:
         raise ConversionError(KERAS3_UNSUPPORTED.format(version="a .keras file"))
     else:
         raise ConversionError(f"Unknown input format {input_format!r}.")
+    layout.regroup(output, shard_bytes)
     result["parity"] = proof.check(output, workdir, tolerance)
     result["variants"] = {
         quantization: make_variant(output, workdir, quantization, shard_bytes, proof)

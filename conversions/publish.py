@@ -41,8 +41,8 @@ class OutputFile:
     sha256: str
     local: Path
 
-    def as_dict(self) -> dict:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+    def as_blob(self) -> dict:
+        return {"sha256": self.sha256, "size": self.size}
 
 
 def _digest(path: Path) -> str:
@@ -61,8 +61,8 @@ def _expected_bytes(spec: dict) -> int | None:
     return math.prod(spec.get("shape") or []) * DTYPE_BYTES[dtype]
 
 
-def validate_output(output_dir: Path, output_format: str) -> tuple[bytes, list[OutputFile]]:
-    """Return canonical model.json bytes and the files to publish."""
+def validate_output(output_dir: Path, output_format: str) -> tuple[dict, list[OutputFile]]:
+    """Return the parsed model.json and the weight files to publish."""
     model_json_path = output_dir / "model.json"
     if not model_json_path.is_file() or model_json_path.is_symlink():
         raise SystemFailure("the converter wrote no model.json")
@@ -100,16 +100,36 @@ def validate_output(output_dir: Path, output_format: str) -> tuple[bytes, list[O
         expected = [_expected_bytes(spec) for spec in weights]
         if None not in expected and sum(expected) != group_bytes:
             raise SystemFailure(f"weight files hold {group_bytes} bytes, the manifest declares {sum(expected)}")
-    canonical = json.dumps(document, separators=(",", ":")).encode()
-    return canonical, files
+    return document, files
 
 
-def store(output_dir: Path, output_format: str, prefix: str) -> list[dict]:
-    """Validate a converter output directory and store it under ``prefix``;
-    model.json goes last. Returns the file entries for the version."""
-    model_json, files = validate_output(output_dir, output_format)
+@dataclass(frozen=True)
+class Published:
+    model_json_key: str
+    model_json_sha256: str
+    blobs: list[dict]  # [{"sha256", "size"}] in manifest order
+
+
+def store(output_dir: Path, output_format: str, model_json_key: str, depth: int) -> Published:
+    """Validate a converter output directory and publish it: each weight file
+    becomes a content-addressed blob (stored once, whoever else has it), and
+    model.json, stored last at ``model_json_key``, points at the blobs
+    relative to where it is served (``depth`` directories below the model's
+    /m/{owner}/{name}/ URL, so that /blobs/ is ``../`` * depth)."""
+    document, files = validate_output(output_dir, output_format)
+    sha_by_path = {item.path: item.sha256 for item in files}
+    up = "../" * depth
+    for group in document["weightsManifest"]:
+        group["paths"] = [f"{up}blobs/{sha_by_path[path]}" for path in group["paths"]]
     for item in files:
-        with item.local.open("rb") as handle:
-            storage.put_blob(f"{prefix}/{item.path}", handle)
-    storage.put_blob(f"{prefix}/model.json", io.BytesIO(model_json))
-    return [item.as_dict() for item in files]
+        key = blob_key(item.sha256)
+        if not storage.blob_exists(key):
+            with item.local.open("rb") as handle:
+                storage.put_blob(key, handle)
+    body = json.dumps(document, separators=(",", ":")).encode()
+    storage.put_blob(model_json_key, io.BytesIO(body))
+    return Published(model_json_key, hashlib.sha256(body).hexdigest(), [item.as_blob() for item in files])
+
+
+def blob_key(sha256: str) -> str:
+    return f"blobs/sha256/{sha256}"

@@ -21,7 +21,7 @@ from conversions.formats import SAVED_MODEL, detect_format
 from conversions.publish import store
 from conversions.sandbox import SandboxLimits, run_converter
 from registry import storage
-from registry.models import Version
+from registry.models import Blob, Version
 from registry.services import enqueue_variants
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def convert(version_id: int) -> None:
             with holding_lease(version):
                 result = _run_sandbox(version, scratch, variants)
             prefix = f"artifacts/{version.uid}/{version.attempts}"
-            files = store(scratch / "output", result["output_format"], prefix)
+            published = store(scratch / "output", result["output_format"], f"{prefix}/model.json", depth=1)
             outcomes = _store_variants(result, scratch, prefix)
         except ConversionError as exc:
             version.parity = exc.parity or {}
@@ -139,8 +139,9 @@ def convert(version_id: int) -> None:
         fresh.input_format = version.input_format
         fresh.output_format = result["output_format"]
         fresh.converter_version = str(result.get("converter_version", ""))[:32]
-        fresh.artifact_prefix = prefix
-        fresh.files = files
+        fresh.model_json_key = published.model_json_key
+        fresh.model_json_sha256 = published.model_json_sha256
+        fresh.blobs = published.blobs
         fresh.parity = result["parity"]
         fresh.finished_at = timezone.now()
         fresh.conversion_seconds = round(time.monotonic() - started, 3)
@@ -149,6 +150,7 @@ def convert(version_id: int) -> None:
         fresh.lease_expires_at = None
         fresh.variants = {**fresh.variants, **outcomes}
         fresh.save()
+        _record_blobs(fresh, [published.blobs, *(v.get("blobs", []) for v in outcomes.values())])
         if fresh.pending_variants():  # asked for while this job ran
             transaction.on_commit(lambda: enqueue_variants(fresh.pk))
 
@@ -168,6 +170,14 @@ def convert_variants(version_id: int) -> None:
         fresh = Version.objects.select_for_update().get(pk=version.pk)
         fresh.variants = {**fresh.variants, **outcomes}
         fresh.save(update_fields=["variants"])
+        _record_blobs(fresh, [v.get("blobs", []) for v in outcomes.values()])
+
+
+def _record_blobs(version: Version, blob_lists: list[list[dict]]) -> None:
+    rows = {blob["sha256"]: blob["size"] for blobs in blob_lists for blob in blobs}
+    Blob.objects.bulk_create(
+        [Blob(model_id=version.model_id, sha256=sha, size=size) for sha, size in rows.items()], ignore_conflicts=True
+    )
 
 
 @contextmanager
@@ -183,14 +193,15 @@ def _store_variants(result: dict, scratch: Path, prefix: str) -> dict:
         if not outcome["ok"]:
             outcomes[quantization] = {"status": "failed", "error": outcome["error"], "parity": outcome["parity"] or {}}
             continue
-        variant_prefix = f"{prefix}/{quantization}"
-        files = store(scratch / f"output-{quantization}", result["output_format"], variant_prefix)
+        key = f"{prefix}/{quantization}/model.json"
+        published = store(scratch / f"output-{quantization}", result["output_format"], key, depth=2)
         outcomes[quantization] = {
             "status": "ready",
             "error": "",
             "parity": outcome["parity"],
-            "files": files,
-            "artifact_prefix": variant_prefix,
+            "blobs": published.blobs,
+            "model_json_key": published.model_json_key,
+            "model_json_sha256": published.model_json_sha256,
         }
     return outcomes
 

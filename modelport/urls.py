@@ -5,14 +5,16 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from registry import serving
-from registry.converters import VariantConverter
+from registry.converters import Sha256Converter, VariantConverter
 
 register_converter(VariantConverter, "variant")
+register_converter(Sha256Converter, "sha256")
 
 urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("m/<str:owner>/<str:name>/blobs/<sha256:sha256>", serving.serve_blob, name="serve-blob"),
     path("m/<str:owner>/<str:name>/<str:ref>/<str:filename>", serving.serve_file, name="serve-file"),
     path(
         "m/<str:owner>/<str:name>/<str:ref>/<variant:variant>/<str:filename>",

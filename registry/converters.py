@@ -11,3 +11,15 @@ class VariantConverter:
 
     def to_url(self, value: str) -> str:
         return value
+
+
+class Sha256Converter:
+    """URL segment holding a lowercase hex sha256 digest."""
+
+    regex = "[0-9a-f]{64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value

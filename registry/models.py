@@ -100,9 +100,11 @@ class Version(models.Model):
     input_format = models.CharField(max_length=16, choices=InputFormat.choices, blank=True)
     output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)
     converter_version = models.CharField(max_length=32, blank=True)
-    artifact_prefix = models.CharField(max_length=512, blank=True)
-    # [{"path": "group1-shard1of1.bin", "size": 123, "sha256": "..."}, ...]
-    files = models.JSONField(default=list, blank=True)
+    # The converted model: its model.json (weight paths point at the
+    # model's content-addressed blobs) and those blobs, in manifest order.
+    model_json_key = models.CharField(max_length=512, blank=True)
+    model_json_sha256 = models.CharField(max_length=64, blank=True)
+    blobs = models.JSONField(default=list, blank=True)  # [{"sha256", "size"}]
     attempts = models.PositiveSmallIntegerField(default=0)
     # While converting: the worker renews this; once it passes, the worker
     # is presumed dead and the job may be taken again.
@@ -110,8 +112,8 @@ class Version(models.Model):
     # TF.js vs TensorFlow on the same inputs: max_abs_error, max_rel_error,
     # atol, rtol, passed, inputs. Set on ready, and on a parity failure.
     parity = models.JSONField(default=dict, blank=True)
-    # Quantized variants: {"float16": {"status", "error", "parity", "files",
-    # "artifact_prefix"}}; each is served under /m/…/{ref}/{quantization}/.
+    # Quantized variants: {"float16": {"status", "error", "parity", "blobs",
+    # "model_json_key", "model_json_sha256"}}, served under /m/…/{ref}/{quantization}/.
     variants = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -140,8 +142,10 @@ class Version(models.Model):
             return reverse("serve-variant-file", args=[*args, variant, "model.json"])
         return reverse("serve-file", args=[*args, "model.json"])
 
-    def file_entry(self, path: str) -> dict | None:
-        return next((entry for entry in self.files if entry["path"] == path), None)
+    @property
+    def size(self) -> int:
+        """Bytes of weights a browser downloads for this version."""
+        return sum(blob["size"] for blob in self.blobs)
 
     def pending_variants(self) -> list[str]:
         return sorted(q for q, variant in self.variants.items() if variant.get("status") == "pending")
@@ -149,3 +153,23 @@ class Version(models.Model):
     def ready_variant(self, quantization: str) -> dict | None:
         variant = self.variants.get(quantization)
         return variant if variant and variant.get("status") == "ready" else None
+
+
+class Blob(models.Model):
+    """A weight file a model's versions (or variants) use, stored once by
+    content at ``blobs/sha256/<sha256>`` and served at /m/{owner}/{name}/blobs/<sha256>."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="blobs")
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "sha256"], name="unique_blob_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model.full_name}@{self.sha256[:12]}"
+
+    @property
+    def key(self) -> str:
+        return f"blobs/sha256/{self.sha256}"

@@ -13,7 +13,7 @@ from django.db.models import Max
 from conversions.errors import ConversionError
 from conversions.formats import detect_format
 from registry import storage
-from registry.models import Model, Version
+from registry.models import Blob, Model, Version
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +100,23 @@ def _enqueue(version_id: int) -> None:
 
 
 def delete_model(model: Model) -> None:
-    """Delete a model with its versions, then their stored files."""
+    """Delete a model with its versions, then their stored files, keeping
+    weight blobs that another model also uses."""
     keys = list(model.versions.values_list("upload_key", "uid"))
+    shas = list(model.blobs.values_list("sha256", flat=True))
+    name = model.full_name
     model.delete()
 
     def remove_files() -> None:
-        for upload_key, uid in keys:
-            try:
+        try:
+            for upload_key, uid in keys:
                 storage.delete_blob(upload_key)
                 storage.delete_prefix(f"artifacts/{uid}")
-            except storage.StorageError:
-                logger.exception("could not delete files of a deleted version %s", uid)
+            still_used = set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True))
+            for sha in set(shas) - still_used:
+                storage.delete_blob(f"blobs/sha256/{sha}")
+        except storage.StorageError:
+            logger.exception("could not delete all files of deleted model %s", name)
 
     transaction.on_commit(remove_files)
 

@@ -1,16 +1,21 @@
-"""Serve converted models under /m/{owner}/{name}/{ref}/… for TF.js loaders.
+"""Serve converted models under /m/{owner}/{name}/ for TF.js loaders.
 
-A numbered version never changes, so its files are cached forever. An alias
-(``latest``) serves a model.json whose weight paths point into the numbered
-version (``../3/group1-shard1of1.bin``): a load that starts on one version
-finishes on it even if the alias moves mid-load, and the shards share one
-cache entry with the numbered URL.
+    /m/{owner}/{name}/{ref}/model.json              ref: version number or alias
+    /m/{owner}/{name}/{ref}/{quantization}/model.json
+    /m/{owner}/{name}/blobs/{sha256}                 weight files, by content
+
+model.json's weight paths point at the blobs (``../blobs/<sha256>``), so a
+weight file has one URL whichever version, alias or variant uses it: a
+browser downloads each byte once, and a load that starts on one version
+can never pick up files of another when an alias moves mid-load. Numbered
+versions and blobs never change and are cached forever; aliases are
+revalidated (no-cache + strong ETag, 304 on If-None-Match).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import gzip
+import re
 
 from django.http import Http404, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 from django.views.decorators.http import require_safe
@@ -22,6 +27,8 @@ from registry.models import Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
 ALIAS_CACHE_CONTROL = "public, no-cache"
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+GZIP_MIN_BYTES = 1024
 
 
 def _user(request):
@@ -33,10 +40,15 @@ def _user(request):
     return authenticated[0] if authenticated else request.user
 
 
-def resolve(request, owner: str, name: str, ref: str) -> Version:
+def visible_model(request, owner: str, name: str) -> Model:
     model = Model.objects.visible_to(_user(request)).filter(owner__username=owner, name=name).first()
     if model is None:
         raise Http404("No such model.")
+    return model
+
+
+def resolve(request, owner: str, name: str, ref: str) -> Version:
+    model = visible_model(request, owner, name)
     if ref == "latest":
         version = model.latest_ready()
     elif ref.isdigit():
@@ -50,53 +62,88 @@ def resolve(request, owner: str, name: str, ref: str) -> Version:
 
 @require_safe
 def serve_file(request, owner: str, name: str, ref: str, filename: str):
+    if filename != "model.json":
+        raise Http404("Weight files are served from /blobs/; see model.json.")
     version = resolve(request, owner, name, ref)
-    return _serve(request, version, not ref.isdigit(), version.artifact_prefix, version.files, filename, "")
+    return _model_json(request, version, version.model_json_key, version.model_json_sha256, not ref.isdigit())
 
 
 @require_safe
 def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, filename: str):
+    if filename != "model.json":
+        raise Http404("Weight files are served from /blobs/; see model.json.")
     version = resolve(request, owner, name, ref)
     ready = version.ready_variant(variant)
     if ready is None:
         raise Http404("This version has no such variant (yet).")
-    return _serve(request, version, not ref.isdigit(), ready["artifact_prefix"], ready["files"], filename, variant)
+    return _model_json(request, version, ready["model_json_key"], ready["model_json_sha256"], not ref.isdigit())
 
 
-def _serve(request, version: Version, is_alias: bool, prefix: str, files: list[dict], filename: str, variant: str):
-    if filename == "model.json":
-        return _model_json(request, version, is_alias, prefix, variant)
-    entry = next((item for item in files if item["path"] == filename), None)
-    if entry is None:
-        raise Http404("No such file in this version.")
-    key = f"{prefix}/{filename}"
-    etag = f'"{entry["sha256"]}"'
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified(headers={"ETag": etag})
-    body = b"" if request.method == "HEAD" else storage.iter_blob(key)
-    response = StreamingHttpResponse(body, content_type="application/octet-stream")
-    response["Content-Length"] = str(entry["size"])
-    response["ETag"] = etag
-    response["Cache-Control"] = ALIAS_CACHE_CONTROL if is_alias else IMMUTABLE_CACHE_CONTROL
-    return response
-
-
-def _model_json(request, version: Version, is_alias: bool, prefix: str, variant: str):
-    body = storage.read_blob(f"{prefix}/model.json")
-    if is_alias:
-        document = json.loads(body)
-        pinned = f"../../{version.number}/{variant}" if variant else f"../{version.number}"
-        for group in document.get("weightsManifest", []):
-            group["paths"] = [f"{pinned}/{path}" for path in group["paths"]]
-        body = json.dumps(document, separators=(",", ":")).encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()}"'
+def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool):
+    use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
     headers = {
-        "ETag": etag,
+        "ETag": f'"{sha256}"',
         "Cache-Control": ALIAS_CACHE_CONTROL if is_alias else IMMUTABLE_CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
         "X-Modelport-Version": str(version.number),
     }
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified(headers=headers)
+    # The gzipped body is another representation, so it has its own ETag.
+    matched = {f'"{sha256}"', f'"{sha256}-gz"'} & _if_none_match(request)
+    if matched:
+        return HttpResponseNotModified(headers={**headers, "ETag": matched.pop()})
+    body = storage.read_blob(key)
+    if use_gzip and len(body) >= GZIP_MIN_BYTES:
+        body = gzip.compress(body, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = f'"{sha256}-gz"'
     response = HttpResponse(b"" if request.method == "HEAD" else body, content_type="application/json", headers=headers)
     response["Content-Length"] = str(len(body))
     return response
+
+
+def _if_none_match(request) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+
+
+@require_safe
+def serve_blob(request, owner: str, name: str, sha256: str):
+    model = visible_model(request, owner, name)
+    blob = model.blobs.filter(sha256=sha256).first()
+    if blob is None:
+        raise Http404("No such blob in this model.")
+    etag = f'"{sha256}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE_CONTROL, "Accept-Ranges": "bytes"}
+    if etag in _if_none_match(request):
+        return HttpResponseNotModified(headers=headers)
+    start, end, status = 0, blob.size - 1, 200
+    if (wanted := request.headers.get("Range")) and blob.size:
+        parsed = _parse_range(wanted, blob.size)
+        if parsed is None:
+            return HttpResponse(status=416, headers={**headers, "Content-Range": f"bytes */{blob.size}"})
+        start, end, status = *parsed, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    length = end - start + 1 if blob.size else 0
+    if request.method == "HEAD" or not length:
+        body = iter(())
+    elif status == 206:
+        body = storage.iter_blob(blob.key, start, end)
+    else:
+        body = storage.iter_blob(blob.key)
+    response = StreamingHttpResponse(body, status=status, content_type="application/octet-stream", headers=headers)
+    response["Content-Length"] = str(length)
+    return response
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range (the form browsers send) clipped to the blob."""
+    match = RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        return None
+    return start, end

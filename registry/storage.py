@@ -63,6 +63,14 @@ def put_blob(key: str, fileobj: IO[bytes]) -> None:
         raise StorageError(f"could not store {key}: {exc}") from exc
 
 
+def blob_exists(key: str) -> bool:
+    try:
+        blob_size(key)
+    except BlobNotFound:
+        return False
+    return True
+
+
 def blob_size(key: str) -> int:
     storage = _storage()
     try:
@@ -79,15 +87,18 @@ def blob_size(key: str) -> int:
         raise StorageError(f"could not stat {key}: {exc}") from exc
 
 
-def iter_blob(key: str) -> Iterator[bytes]:
+def iter_blob(key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """Open a blob now (so a missing blob or dead storage raises here, before
-    any response is sent) and return an iterator over its chunks."""
+    any response is sent) and return an iterator over its chunks, optionally
+    only bytes ``start`` to ``end`` inclusive."""
     storage = _storage()
     try:
         if _is_s3(storage):
-            body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]
+            extra = {"Range": f"bytes={start}-{'' if end is None else end}"} if start or end is not None else {}
+            body = storage.bucket.Object(storage._normalize_name(key)).get(**extra)["Body"]
             return body.iter_chunks(CHUNK_SIZE)
         handle = storage.open(key, "rb")
+        handle.seek(start)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
             raise BlobNotFound(key) from exc
@@ -96,12 +107,17 @@ def iter_blob(key: str) -> Iterator[bytes]:
         raise BlobNotFound(key) from exc
     except (BotoCoreError, OSError) as exc:
         raise StorageError(f"could not read {key}: {exc}") from exc
-    return _read_chunks(handle)
+    return _read_chunks(handle, None if end is None else end - start + 1)
 
 
-def _read_chunks(handle) -> Iterator[bytes]:
+def _read_chunks(handle, remaining: int | None) -> Iterator[bytes]:
     with handle:
-        while chunk := handle.read(CHUNK_SIZE):
+        while remaining is None or remaining > 0:
+            chunk = handle.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
             yield chunk
 
 

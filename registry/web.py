@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from registry import services
-from registry.api.serializers import absolute_url, load_snippet
+from registry.api.serializers import VersionSerializer, absolute_url, load_snippet
 from registry.forms import NewModelForm
 from registry.models import Model, Version
 
@@ -43,19 +43,78 @@ def model_detail(request, owner: str, name: str):
         Model.objects.visible_to(request.user).select_related("owner"), owner__username=owner, name=name
     )
     versions = list(model.versions.select_related("model__owner"))
+    variants_of = VersionSerializer(context={"request": request}).get_variants
     for version in versions:
         version.model_url = absolute_url(request, version.model_json_path()) if version.is_ready else ""
         version.snippet = load_snippet(version, version.model_url) if version.is_ready else ""
+        version.verified = parity_summary(version.parity)
+        version.variant_rows = [
+            {
+                **variant,
+                "verified": parity_summary(variant["parity"]),
+                "snippet": load_snippet(version, variant["model_url"]) if variant["model_url"] else "",
+            }
+            for variant in variants_of(version)
+        ]
+        version.requestable = requestable_quantizations(version)
     latest = next((version for version in versions if version.is_ready), None)
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))
+    is_owner = model.owner_id == request.user.id
     context = {
         "model": model,
         "versions": versions,
         "latest": latest,
         "latest_url": latest_url,
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
-        "is_owner": model.owner_id == request.user.id,
+        "is_owner": is_owner,
+        # Variants exist only for ready versions; the owner can make them, others only see them.
+        "show_variants_note": latest is not None
+        and (is_owner or any(version.variants for version in versions if version.is_ready)),
         "input_formats": Version.InputFormat.choices,
         "input_format_labels": dict(Version.InputFormat.choices),
+        "quantizations": Version.Quantization.values,
     }
     return render(request, "registry/model_detail.html", context)
+
+
+def requestable_quantizations(version: Version) -> list[str]:
+    """Quantizations the owner can still ask for: a failed one may be retried."""
+    return [
+        quantization
+        for quantization in Version.Quantization.values
+        if version.variants.get(quantization, {}).get("status") not in ("pending", "ready")
+    ]
+
+
+def short_number(value: float) -> str:
+    """Two significant digits, written exactly as formatNumber() in
+    static/js/model_page.js writes them, so both renderings agree."""
+    rounded = float(f"{value:.1e}")
+    if rounded == 0:
+        return "0"
+    if 0.01 <= abs(rounded) < 100:
+        return f"{rounded:g}"
+    mantissa, exponent = f"{rounded:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def parity_summary(parity: dict) -> dict | None:
+    """The TF.js-vs-TensorFlow figures as a short cell text and a sentence
+    (mirrored by paritySummary() in static/js/model_page.js)."""
+    if not parity or parity.get("max_abs_error") is None:
+        return None
+    inputs = ", ".join(
+        f"{item['name']} [{', '.join(str(dim) for dim in item['shape'])}] {item['dtype']}"
+        for item in parity.get("inputs", [])
+    )
+    details = (
+        f"TF.js (in Node) vs TensorFlow on {inputs or 'fixed inputs'}: "
+        f"max absolute error {short_number(parity['max_abs_error'])}, "
+        f"max relative error {short_number(parity['max_rel_error'])}; "
+        f"allowed {short_number(parity['atol'])} + {short_number(parity['rtol'])}×|value|."
+    )
+    return {
+        "passed": bool(parity.get("passed")),
+        "summary": f"max error {short_number(parity['max_abs_error'])}",
+        "details": details,
+    }

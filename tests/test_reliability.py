@@ -99,10 +99,10 @@ def test_worker_killed_mid_conversion_is_retried_and_ends_ready_once(crash_rig, 
     version = wait_for(pending_version, lambda v: v.is_final, 180, crash_rig.log)
     assert version.status == "ready", version.error
     assert version.attempts == 2
-    assert version.artifact_prefix == f"artifacts/{version.uid}/2"
+    assert version.model_json_key == f"artifacts/{version.uid}/2/model.json"
     assert version.parity["passed"] is True
-    assert {entry["path"] for entry in version.files} == {"group1-shard1of1.bin"}
-    assert storage.read_blob(f"{version.artifact_prefix}/model.json").startswith(b"{")
+    assert version.blobs and all(storage.blob_exists(f"blobs/sha256/{blob['sha256']}") for blob in version.blobs)
+    assert storage.read_blob(version.model_json_key).startswith(b"{")
     time.sleep(3)  # a late duplicate delivery must not convert it again
     version.refresh_from_db()
     assert (version.status, version.attempts) == ("ready", 2)

@@ -24,12 +24,13 @@ class VersionSerializer(serializers.ModelSerializer):
     model_url = serializers.SerializerMethodField()
     snippet = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
+    size = serializers.IntegerField(read_only=True, help_text="Bytes of weights a browser downloads.")
 
     class Meta:
         model = Version
         fields = [
             "number", "status", "error", "failure", "format", "input_format", "converter_version",
-            "upload", "model_url", "snippet", "created_at", "started_at", "finished_at",
+            "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
             "conversion_seconds", "attempts", "parity", "variants",
         ]  # fmt: skip
         read_only_fields = fields
@@ -54,7 +55,7 @@ class VersionSerializer(serializers.ModelSerializer):
                 "status": variant.get("status"),
                 "error": variant.get("error", ""),
                 "parity": variant.get("parity") or {},
-                "size": sum(entry["size"] for entry in variant.get("files", [])),
+                "size": sum(blob["size"] for blob in variant.get("blobs", [])),
                 "model_url": absolute_url(request, version.model_json_path(variant=quantization))
                 if variant.get("status") == "ready" and version.is_ready
                 else None,
