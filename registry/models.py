@@ -173,3 +173,45 @@ class Blob(models.Model):
     @property
     def key(self) -> str:
         return f"blobs/sha256/{self.sha256}"
+
+
+ALIAS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,49}$"
+RESERVED_ALIASES = {"latest", "blobs", "cut"}
+alias_name_validator = RegexValidator(
+    ALIAS_NAME_PATTERN, "Use 1-50 lowercase letters, digits, '.', '_' or '-', starting with a letter."
+)
+
+
+class Alias(models.Model):
+    """A movable name for a version (``production``, ``staging``…); ``latest``
+    is automatic and not stored here."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=50, validators=[alias_name_validator])
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="unique_alias_per_model")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.model.full_name}:{self.name}"
+
+
+class AliasMove(models.Model):
+    """The log of an alias: every set, move, rollback and removal."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="alias_moves")
+    alias = models.CharField(max_length=50)
+    from_version = models.ForeignKey(Version, on_delete=models.SET_NULL, null=True, related_name="+")
+    to_version = models.ForeignKey(Version, on_delete=models.SET_NULL, null=True, related_name="+")
+    moved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    moved_at = models.DateTimeField(auto_now_add=True)
+    rollback = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-moved_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.model.full_name}:{self.alias} {self.from_version_id}->{self.to_version_id}"

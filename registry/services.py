@@ -13,7 +13,7 @@ from django.db.models import Max
 from conversions.errors import ConversionError
 from conversions.formats import detect_format
 from registry import storage
-from registry.models import Blob, Model, Version
+from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, Version
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +141,49 @@ def enqueue_variants(version_id: int) -> None:
     from conversions.tasks import convert_version_variants
 
     convert_version_variants.delay(version_id)
+
+
+def move_alias(model: Model, name: str, number: int, user, rollback: bool = False) -> tuple[Alias, bool]:
+    """Point alias ``name`` at version ``number`` (which must be ready) and
+    log the move. Returns the alias and whether it was created."""
+    if name in RESERVED_ALIASES or name.isdigit():
+        raise RegistryError(f"'{name}' is reserved and cannot be used as an alias name.")
+    version = model.versions.filter(number=number).first()
+    if version is None:
+        raise RegistryError(f"Model '{model.full_name}' has no version {number}.", status=404)
+    if not version.is_ready:
+        raise RegistryError(f"Version {number} is {version.status}; only a ready version can be aliased.", status=409)
+    with transaction.atomic():
+        alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
+        previous = alias.version if alias else None
+        created = alias is None
+        if created:
+            alias = Alias.objects.create(model=model, name=name, version=version)
+        elif previous != version:
+            alias.version = version
+            alias.save(update_fields=["version", "updated_at"])
+        if previous != version:
+            AliasMove.objects.create(
+                model=model, alias=name, from_version=previous, to_version=version, moved_by=user, rollback=rollback
+            )
+    return alias, created
+
+
+def rollback_alias(model: Model, name: str, user) -> Alias:
+    """Move the alias back to where its last move took it from."""
+    last = AliasMove.objects.filter(model=model, alias=name).first()
+    if last is None:
+        raise RegistryError(f"Model '{model.full_name}' has no alias '{name}'.", status=404)
+    if last.from_version is None:
+        raise RegistryError(f"Alias '{name}' has no earlier version to roll back to.", status=409)
+    alias, _ = move_alias(model, name, last.from_version.number, user, rollback=True)
+    return alias
+
+
+def delete_alias(model: Model, name: str, user) -> None:
+    with transaction.atomic():
+        alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
+        if alias is None:
+            raise RegistryError(f"Model '{model.full_name}' has no alias '{name}'.", status=404)
+        AliasMove.objects.create(model=model, alias=name, from_version=alias.version, to_version=None, moved_by=user)
+        alias.delete()

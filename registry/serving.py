@@ -54,7 +54,8 @@ def resolve(request, owner: str, name: str, ref: str) -> Version:
     elif ref.isdigit():
         version = model.versions.filter(number=int(ref), status=Version.Status.READY).first()
     else:
-        version = None
+        alias = model.aliases.select_related("version").filter(name=ref).first()
+        version = alias.version if alias else None
     if version is None:
         raise Http404("No such version.")
     return version

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,6 +35,8 @@ def exception_handler(exc, context):
             {"detail": "Storage is unavailable right now; nothing was saved. Try again shortly."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    if isinstance(exc, DjangoValidationError):
+        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404) and str(exc):
         exc = exceptions.NotFound(str(exc))
     response = drf_exception_handler(exc, context)

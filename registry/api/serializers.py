@@ -123,3 +123,27 @@ class ModelSerializer(serializers.ModelSerializer):
 
 class ModelUpdateSerializer(ModelSerializer):
     name = serializers.CharField(read_only=True)
+
+
+class AliasSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    automatic = serializers.BooleanField(read_only=True, default=False)
+    model_url = serializers.SerializerMethodField()
+
+    def get_model_url(self, alias) -> str:
+        return absolute_url(self.context["request"], alias.version.model_json_path(alias.name))
+
+
+class AliasMoveRequestSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class AliasMoveSerializer(serializers.Serializer):
+    alias = serializers.CharField()
+    from_version = serializers.IntegerField(source="from_version.number", allow_null=True, default=None)
+    to_version = serializers.IntegerField(source="to_version.number", allow_null=True, default=None)
+    moved_by = serializers.CharField(source="moved_by.username", allow_null=True, default=None)
+    moved_at = serializers.DateTimeField()
+    rollback = serializers.BooleanField()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from registry.api import views
+from registry.api import aliases, views
 
 urlpatterns = [
     path("models/", views.ModelList.as_view(), name="api-models"),
@@ -13,5 +13,13 @@ urlpatterns = [
         "models/<str:owner>/<str:name>/versions/<int:number>/variants/",
         views.VariantCreate.as_view(),
         name="api-version-variants",
+    ),
+    path("models/<str:owner>/<str:name>/aliases/", aliases.AliasList.as_view(), name="api-aliases"),
+    path("models/<str:owner>/<str:name>/aliases/<str:alias>/", aliases.AliasDetail.as_view(), name="api-alias"),
+    path("models/<str:owner>/<str:name>/aliases/<str:alias>/log/", aliases.AliasLog.as_view(), name="api-alias-log"),
+    path(
+        "models/<str:owner>/<str:name>/aliases/<str:alias>/rollback/",
+        aliases.AliasRollback.as_view(),
+        name="api-alias-rollback",
     ),
 ]
