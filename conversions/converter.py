@@ -10,12 +10,15 @@ everything it writes as untrusted.
 from __future__ import annotations
 
 import json
+import shutil
 import traceback
 from pathlib import Path
 
-from conversions import layout, parity
+from conversions import keras_saved_model, layout, parity
 from conversions.errors import ConversionError
-from conversions.formats import KERAS_H5, KERAS_V3, SAVED_MODEL
+from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL
+
+GLOBAL_POOLING = keras_saved_model.GLOBAL_POOLING
 
 # Layers whose behaviour is Python code carried in the file. TF.js cannot run
 # them, and running them here would execute the uploader's code.
@@ -59,7 +62,7 @@ def check_keras_config(model_config: dict) -> None:
                 )
 
 
-def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> dict:
+def read_h5_config(source: Path) -> tuple[str, dict]:
     import h5py
 
     with h5py.File(source, "r") as h5:
@@ -71,17 +74,51 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> dict:
         version = h5.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
         raw_config = h5.attrs["model_config"]
-        model_config = json.loads(raw_config.decode() if isinstance(raw_config, bytes) else raw_config)
+    return version, json.loads(raw_config.decode() if isinstance(raw_config, bytes) else raw_config)
+
+
+def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict, parity.Proof]:
+    """Keras 2 .h5 → layers model. Every class in the config is checked to be
+    a built-in tf-keras class before tf-keras builds the model (for the
+    parity reference): nothing from the file is ever executed."""
+    version, model_config = read_h5_config(source)
     if version.startswith("3"):
         raise ConversionError(KERAS3_UNSUPPORTED.format(version=f"Keras {version}"))
-    check_keras_config(model_config)
+    keras_saved_model.check_model_classes(model_config)
+    source = adapt_keepdims_pooling(source, model_config)
+    proof = parity.keras2_proof(source)
 
     from tensorflowjs.converters import converter
 
     converter.dispatch_keras_h5_to_tfjs_layers_model_conversion(
         str(source), output_dir=str(output), weight_shard_size_bytes=shard_bytes
     )
-    return {"output_format": "layers-model"}
+    return {"output_format": "layers-model"}, proof
+
+
+def adapt_keepdims_pooling(source: Path, model_config: dict) -> Path:
+    """TF.js has no ``keepdims`` on global pooling (MobileNet's head): write
+    a copy of the .h5 whose config has pooling + Reshape instead (same
+    weights, same layer names for everything else)."""
+    import h5py
+
+    layers = model_config["config"].get("layers", [])
+    if not any(layer["class_name"] in GLOBAL_POOLING and layer["config"].get("keepdims") for layer in layers):
+        return source
+    reference = parity.load_keras2(source)
+    rewritten = []
+    for layer in layers:
+        if layer["class_name"] in GLOBAL_POOLING and layer["config"].get("keepdims"):
+            input_shape = list(reference.get_layer(layer["config"]["name"]).input_shape)
+            rewritten += keras_saved_model.keepdims_pooling_layers(layer, input_shape)
+        else:
+            rewritten.append(layer)
+    model_config["config"]["layers"] = rewritten
+    target = source.parent / f"{source.stem}-tfjs.h5"
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as h5:
+        h5.attrs["model_config"] = json.dumps(model_config).encode()
+    return target
 
 
 def convert_saved_model(source: Path, output: Path, shard_bytes: int, signature: str) -> dict:
@@ -124,9 +161,16 @@ def run(request: dict, workdir: Path) -> dict:
     tolerance = parity.Tolerance(float(request.get("atol", 1e-4)), float(request.get("rtol", 1e-3)))
     signature = request.get("signature") or "serving_default"
     if input_format == KERAS_H5:
-        result = convert_keras_h5(source, output, shard_bytes)
-        proof = parity.keras2_proof(source)
-    elif input_format == SAVED_MODEL:
+        result, proof = convert_keras_h5(source, output, shard_bytes)
+    elif input_format == KERAS_SAVED_MODEL and keras_saved_model.is_legacy_keras_saved_model(source):
+        try:
+            h5_path = keras_saved_model.convert_legacy_keras_saved_model(source, output, shard_bytes)
+        except keras_saved_model.NoLayersTopology:
+            result = convert_saved_model(source, output, shard_bytes, signature)
+            proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
+        else:
+            result, proof = {"output_format": "layers-model"}, parity.keras2_proof(h5_path)
+    elif input_format in (SAVED_MODEL, KERAS_SAVED_MODEL):
         result = convert_saved_model(source, output, shard_bytes, signature)
         proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
     elif input_format == KERAS_V3:
@@ -135,6 +179,7 @@ def run(request: dict, workdir: Path) -> dict:
         raise ConversionError(f"Unknown input format {input_format!r}.")
     layout.regroup(output, shard_bytes)
     result["parity"] = proof.check(output, workdir, tolerance)
+    result["layers"] = proof.layers
     result["variants"] = {
         quantization: make_variant(output, workdir, quantization, shard_bytes, proof)
         for quantization in request.get("variants", [])

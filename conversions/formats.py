@@ -15,7 +15,8 @@ from conversions.errors import ConversionError
 KERAS_H5 = "keras-h5"
 KERAS_V3 = "keras-v3"
 SAVED_MODEL = "saved-model"
-INPUT_FORMATS = (KERAS_H5, KERAS_V3, SAVED_MODEL)
+KERAS_SAVED_MODEL = "keras-saved-model"
+INPUT_FORMATS = (KERAS_H5, KERAS_V3, SAVED_MODEL, KERAS_SAVED_MODEL)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -67,5 +68,5 @@ def detect_format(fileobj: IO[bytes]) -> str:
     if {"config.json", "model.weights.h5"} <= top_level:
         return KERAS_V3
     if "saved_model.pb" in basenames:
-        return SAVED_MODEL
+        return KERAS_SAVED_MODEL if "keras_metadata.pb" in basenames else SAVED_MODEL
     raise ConversionError(NO_SAVED_MODEL)

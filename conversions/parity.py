@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +151,7 @@ class Proof:
     expected: list[np.ndarray]
     input_names: list[str] | None = None
     output_names: list[str] | None = None
+    layers: list[dict] = field(default_factory=list)
 
     def check(self, model_dir: Path, workdir: Path, tolerance: Tolerance) -> dict:
         actual = run_tfjs(model_dir, self.kind, self.inputs, workdir, self.input_names, self.output_names)
@@ -158,9 +159,19 @@ class Proof:
 
 
 def keras2_proof(h5_path: Path) -> Proof:
-    specs, predict = keras2_reference(h5_path)
+    specs, predict, layers = keras2_reference(h5_path)
     inputs = make_inputs(specs)
-    return Proof("layers", specs, inputs, predict(inputs))
+    return Proof("layers", specs, inputs, predict(inputs), layers=layers)
+
+
+def _output_shape(layer) -> list | None:
+    try:
+        shape = layer.output_shape
+    except (AttributeError, RuntimeError):  # shared layers have several
+        return None
+    if isinstance(shape, list):
+        return [list(item) for item in shape]
+    return list(shape)
 
 
 def graph_proof(saved_model_dir: Path, signature: str, model_json: dict) -> Proof:
@@ -169,15 +180,26 @@ def graph_proof(saved_model_dir: Path, signature: str, model_json: dict) -> Proo
     return Proof("graph", specs, inputs, predict(inputs), input_names, output_names)
 
 
-def keras2_reference(h5_path: Path):
-    """Specs and a predict function for a tf-keras .h5 whose config was
-    already checked to hold only built-in layers (no Lambda, no custom)."""
-    import tf_keras
+def load_keras2(h5_path: Path):
+    """The tf-keras model of an .h5 whose config was already checked to hold
+    only built-in classes (no Lambda, no custom code); cached per path."""
+    if h5_path not in _loaded:
+        import tf_keras
 
-    try:
-        model = tf_keras.models.load_model(h5_path, compile=False)
-    except Exception as exc:  # untrusted file: any failure is the file's
-        raise ConversionError(f"TensorFlow could not rebuild the model to check it: {str(exc)[:300]}") from None
+        try:
+            model = tf_keras.models.load_model(h5_path, compile=False)
+        except Exception as exc:  # untrusted file: any failure is the file's
+            raise ConversionError(f"TensorFlow could not rebuild the model to check it: {str(exc)[:300]}") from None
+        _loaded[h5_path] = model
+    return _loaded[h5_path]
+
+
+_loaded: dict = {}
+
+
+def keras2_reference(h5_path: Path):
+    """Specs, a predict function and the layer table for a checked tf-keras .h5."""
+    model = load_keras2(h5_path)
     specs = [
         InputSpec(t.name, tuple(t.shape), t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype))
         for t in model.inputs
@@ -188,7 +210,11 @@ def keras2_reference(h5_path: Path):
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         return [np.asarray(o) for o in outputs]
 
-    return specs, predict
+    layers = [
+        {"name": layer.name, "class_name": type(layer).__name__, "output_shape": _output_shape(layer)}
+        for layer in model.layers
+    ]
+    return specs, predict, layers
 
 
 def graph_reference(saved_model_dir: Path, signature: str, model_json: dict):

@@ -65,6 +65,9 @@ def clean_environment(home: Path) -> dict[str, str]:
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "CUDA_VISIBLE_DEVICES": "",
         "LANG": "C.UTF-8",
+        # tensorflow_decision_forests (imported by tensorflowjs) would
+        # otherwise import IPython to print a banner.
+        "TFDF_DISABLE_WELCOME_MESSAGE": "1",
     }
 
 
@@ -215,6 +218,7 @@ def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
         raise SystemFailure("converter wrote a result of the wrong shape")
     figures = clean_parity(result.get("parity"))
     result["variants"] = clean_variants(result.get("variants"))
+    result["layers"] = clean_layers(result.get("layers"))
     if not result["ok"]:
         raise ConversionError(str(result.get("error") or "The conversion failed.")[:2000], parity=figures)
     if result.get("output_format") not in ("layers-model", "graph-model"):
@@ -226,6 +230,31 @@ def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
 
 
 QUANTIZATIONS = ("float16", "uint8", "uint16")
+
+
+def _shape(value):
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list) and len(value) <= 64:
+        return [_shape(item) for item in value]
+    raise ValueError("not a shape")
+
+
+def clean_layers(layers) -> list[dict]:
+    """Keep only well-typed layer descriptions from the untrusted child."""
+    if not isinstance(layers, list):
+        return []
+    try:
+        return [
+            {
+                "name": str(layer["name"])[:255],
+                "class_name": str(layer["class_name"])[:100],
+                "output_shape": _shape(layer.get("output_shape")),
+            }
+            for layer in layers[:5000]
+        ]
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 def clean_variants(variants) -> dict:

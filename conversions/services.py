@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from conversions import archive
 from conversions.errors import ConversionError, SystemFailure
-from conversions.formats import SAVED_MODEL, detect_format
+from conversions.formats import KERAS_SAVED_MODEL, SAVED_MODEL, detect_format
 from conversions.publish import store
 from conversions.sandbox import SandboxLimits, run_converter
 from registry import storage
@@ -143,6 +143,7 @@ def convert(version_id: int) -> None:
         fresh.model_json_sha256 = published.model_json_sha256
         fresh.blobs = published.blobs
         fresh.parity = result["parity"]
+        fresh.layers = result["layers"]
         fresh.finished_at = timezone.now()
         fresh.conversion_seconds = round(time.monotonic() - started, 3)
         fresh.error = ""
@@ -215,7 +216,7 @@ def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
     version.input_format = input_format
     Version.objects.filter(pk=version.pk).update(input_format=input_format)
     source = upload_path
-    if input_format == SAVED_MODEL:
+    if input_format in (SAVED_MODEL, KERAS_SAVED_MODEL):
         unpacked = scratch / "input"
         archive.extract(upload_path, unpacked)
         source = archive.find_saved_model_dir(unpacked)

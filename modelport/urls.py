@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("m/<str:owner>/<str:name>/blobs/<sha256:sha256>", serving.serve_blob, name="serve-blob"),
+    path("m/<str:owner>/<str:name>/<str:ref>/cut/<str:layer>/model.json", serving.serve_cut, name="serve-cut"),
     path("m/<str:owner>/<str:name>/<str:ref>/<str:filename>", serving.serve_file, name="serve-file"),
     path(
         "m/<str:owner>/<str:name>/<str:ref>/<variant:variant>/<str:filename>",

@@ -71,6 +71,7 @@ class Version(models.Model):
         KERAS_H5 = "keras-h5", "Keras HDF5 (.h5)"
         KERAS_V3 = "keras-v3", "Keras 3 (.keras)"
         SAVED_MODEL = "saved-model", "TensorFlow SavedModel"
+        KERAS_SAVED_MODEL = "keras-saved-model", "Keras SavedModel (tf-keras model.save(dir))"
 
     class Quantization(models.TextChoices):
         FLOAT16 = "float16"
@@ -95,9 +96,9 @@ class Version(models.Model):
     upload_size = models.BigIntegerField()
     upload_sha256 = models.CharField(max_length=64)
     upload_key = models.CharField(max_length=512)
-    requested_format = models.CharField(max_length=16, choices=InputFormat.choices, blank=True)
+    requested_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
 
-    input_format = models.CharField(max_length=16, choices=InputFormat.choices, blank=True)
+    input_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
     output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)
     converter_version = models.CharField(max_length=32, blank=True)
     # The converted model: its model.json (weight paths point at the
@@ -115,6 +116,8 @@ class Version(models.Model):
     # Quantized variants: {"float16": {"status", "error", "parity", "blobs",
     # "model_json_key", "model_json_sha256"}}, served under /m/…/{ref}/{quantization}/.
     variants = models.JSONField(default=dict, blank=True)
+    # Layers models: [{"name", "class_name", "output_shape"}] for choosing a cut.
+    layers = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -141,6 +144,9 @@ class Version(models.Model):
         if variant:
             return reverse("serve-variant-file", args=[*args, variant, "model.json"])
         return reverse("serve-file", args=[*args, "model.json"])
+
+    def cut_path(self, layer: str, ref: str | None = None) -> str:
+        return reverse("serve-cut", args=[self.model.owner.username, self.model.name, ref or str(self.number), layer])
 
     @property
     def size(self) -> int:
@@ -215,3 +221,20 @@ class AliasMove(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.full_name}:{self.alias} {self.from_version_id}->{self.to_version_id}"
+
+
+class Cut(models.Model):
+    """A version served cut at a layer (registry/cuts.py), made on first use."""
+
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="cuts")
+    layer = models.CharField(max_length=255)
+    model_json_key = models.CharField(max_length=512)
+    model_json_sha256 = models.CharField(max_length=64)
+    blobs = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "layer"], name="unique_cut_per_layer")]
+
+    def __str__(self) -> str:
+        return f"{self.version}/cut/{self.layer}"

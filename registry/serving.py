@@ -2,6 +2,7 @@
 
     /m/{owner}/{name}/{ref}/model.json              ref: version number or alias
     /m/{owner}/{name}/{ref}/{quantization}/model.json
+    /m/{owner}/{name}/{ref}/cut/{layer}/model.json  a transfer-learning base
     /m/{owner}/{name}/blobs/{sha256}                 weight files, by content
 
 model.json's weight paths point at the blobs (``../blobs/<sha256>``), so a
@@ -17,12 +18,12 @@ from __future__ import annotations
 import gzip
 import re
 
-from django.http import Http404, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from registry import storage
+from registry import cuts, storage
 from registry.models import Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
@@ -78,6 +79,16 @@ def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, f
     if ready is None:
         raise Http404("This version has no such variant (yet).")
     return _model_json(request, version, ready["model_json_key"], ready["model_json_sha256"], not ref.isdigit())
+
+
+@require_safe
+def serve_cut(request, owner: str, name: str, ref: str, layer: str):
+    version = resolve(request, owner, name, ref)
+    try:
+        made = cuts.cut(version, layer)
+    except cuts.CutError as exc:
+        return JsonResponse({"detail": exc.message}, status=exc.status)
+    return _model_json(request, version, made.model_json_key, made.model_json_sha256, not ref.isdigit())
 
 
 def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool):

@@ -93,5 +93,5 @@ def test_clean_environment_carries_nothing_from_the_server(monkeypatch, tmp_path
     env = sandbox.clean_environment(tmp_path)
     assert set(env) == {
         "PATH", "HOME", "TMPDIR", "PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE",
-        "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "LANG",
+        "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "LANG", "TFDF_DISABLE_WELCOME_MESSAGE",
     }  # fmt: skip

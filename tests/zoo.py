@@ -100,3 +100,70 @@ def zip_directory(source: Path, target: Path) -> None:
             for name in files:
                 full = Path(root) / name
                 archive.write(full, full.relative_to(source).as_posix())
+
+
+def mobilenet_h5(directory: Path, cut_at: str = "conv_pw_13_relu") -> tuple[Built, list[np.ndarray]]:
+    """keras.applications MobileNet (alpha 0.25, random weights) as .h5, with
+    TensorFlow's outputs for the full model and for the model cut at `cut_at`."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(5)
+    model = keras.applications.MobileNet(weights=None, alpha=0.25, input_shape=(128, 128, 3), classes=10)
+    _randomise_batch_norm(model)
+    path = directory / "mobilenet.h5"
+    model.save(path)
+    xs = _inputs((2, 128, 128, 3))
+    base = keras.Model(model.inputs, model.get_layer(cut_at).output)
+    return Built(path, "layers", xs, [model.predict(xs[0], verbose=0)]), [base.predict(xs[0], verbose=0)]
+
+
+def _randomise_batch_norm(model) -> None:
+    """Fresh BatchNormalization statistics are 0/1; make them real-looking."""
+    rng = np.random.default_rng(11)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                    rng.uniform(-0.2, 0.2, beta.shape).astype(np.float32),
+                    rng.uniform(-0.2, 0.2, mean.shape).astype(np.float32),
+                    rng.uniform(0.5, 1.5, variance.shape).astype(np.float32),
+                ]
+            )
+
+
+def keras2_saved_model_zip(directory: Path) -> Built:
+    """A tf-keras model saved with model.save(dir) (legacy Keras SavedModel), zipped."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((10,), name="features")
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs)
+    _randomise_batch_norm(model)
+    export_dir = directory / "keras_savedmodel"
+    model.save(export_dir, save_format="tf")
+    path = directory / "keras_savedmodel.zip"
+    zip_directory(export_dir, path)
+    xs = _inputs((4, 10))
+    return Built(path, "layers", xs, [model.predict(xs[0], verbose=0)])
+
+
+def keras2_wrapped_lambda_h5(directory: Path, marker: Path) -> Path:
+    """A Lambda hidden inside TimeDistributed, which would create `marker` if run."""
+    import tf_keras as keras
+
+    def side_effect(x, marker=str(marker)):
+        open(marker, "w").close()
+        return x
+
+    inputs = keras.Input((3, 4))
+    outputs = keras.layers.TimeDistributed(keras.layers.Lambda(side_effect, name="hidden_code"), name="wrapper")(inputs)
+    model = keras.Model(inputs, outputs)
+    path = directory / "wrapped-lambda.h5"
+    model.save(path)
+    marker.unlink(missing_ok=True)  # saving traces the function once
+    return path

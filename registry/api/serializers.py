@@ -147,3 +147,10 @@ class AliasMoveSerializer(serializers.Serializer):
     moved_by = serializers.CharField(source="moved_by.username", allow_null=True, default=None)
     moved_at = serializers.DateTimeField()
     rollback = serializers.BooleanField()
+
+
+class LayerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    class_name = serializers.CharField()
+    output_shape = serializers.JSONField(allow_null=True)
+    cut_url = serializers.CharField(help_text="model.json of the model cut at this layer")

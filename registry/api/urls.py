@@ -14,6 +14,11 @@ urlpatterns = [
         views.VariantCreate.as_view(),
         name="api-version-variants",
     ),
+    path(
+        "models/<str:owner>/<str:name>/versions/<int:number>/layers/",
+        views.VersionLayers.as_view(),
+        name="api-version-layers",
+    ),
     path("models/<str:owner>/<str:name>/aliases/", aliases.AliasList.as_view(), name="api-aliases"),
     path("models/<str:owner>/<str:name>/aliases/<str:alias>/", aliases.AliasDetail.as_view(), name="api-alias"),
     path("models/<str:owner>/<str:name>/aliases/<str:alias>/log/", aliases.AliasLog.as_view(), name="api-alias-log"),

@@ -9,11 +9,13 @@ from rest_framework.response import Response
 
 from registry import services
 from registry.api.serializers import (
+    LayerSerializer,
     ModelSerializer,
     ModelUpdateSerializer,
     VariantRequestSerializer,
     VersionSerializer,
     VersionUploadSerializer,
+    absolute_url,
 )
 from registry.models import Model, Version
 
@@ -107,3 +109,16 @@ class VariantCreate(generics.GenericAPIView):
         body.is_valid(raise_exception=True)
         version = services.request_variant(version, body.validated_data["quantization"])
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VersionLayers(generics.GenericAPIView):
+    serializer_class = LayerSerializer
+
+    @extend_schema(responses=LayerSerializer(many=True))
+    def get(self, request, owner: str, name: str, number: int):
+        """The layers of a layers-model version, to pick a cut (transfer-learning base)."""
+        version = find_version(visible_model(request, owner, name), number)
+        layers = [
+            {**layer, "cut_url": absolute_url(request, version.cut_path(layer["name"]))} for layer in version.layers
+        ]
+        return Response(LayerSerializer(layers, many=True).data)
