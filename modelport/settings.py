@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "registry.middleware.StorageUnavailableMiddleware",
+    "registry.middleware.ModelFilesMiddleware",
 ]
 
 ROOT_URLCONF = "modelport.urls"
@@ -229,7 +229,7 @@ PARITY_RTOL = envfloat("MODELPORT_PARITY_RTOL", 1e-3)
 # model. The API is open only to the configured origins.
 CORS_ALLOWED_ORIGINS = envlist("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(api|m)/.*$"
-CORS_EXPOSE_HEADERS = ["ETag", "Content-Length", "Content-Type"]
+CORS_EXPOSE_HEADERS = ["ETag", "Content-Length", "Content-Type", "Content-Range", "X-Modelport-Version"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # Celery. Job state lives in the database; Celery only carries primary keys.

@@ -9,14 +9,19 @@ from registry.storage import StorageError
 logger = logging.getLogger(__name__)
 
 
-class StorageUnavailableMiddleware:
-    """Turn a storage outage into a 503 with words instead of a 500."""
+class ModelFilesMiddleware:
+    """Headers for /m/, and a storage outage as a 503 in words, not a 500."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        response = self.get_response(request)
+        if request.path.startswith("/m/"):
+            # Lets browser apps on other origins see real transfer sizes and
+            # timings of model downloads (resource timing).
+            response["Timing-Allow-Origin"] = "*"
+        return response
 
     def process_exception(self, request, exception):
         if isinstance(exception, StorageError):

@@ -29,6 +29,8 @@ class Model(models.Model):
     name = models.CharField(max_length=100, validators=[model_name_validator])
     description = models.TextField(blank=True)
     public = models.BooleanField(default=True)
+    # Web origins allowed to load this model's files; empty means any origin.
+    allowed_origins = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +49,9 @@ class Model(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.owner.username}/{self.name}"
+
+    def allows_origin(self, origin: str) -> bool:
+        return not self.allowed_origins or origin in self.allowed_origins
 
     def latest_ready(self) -> Version | None:
         return self.versions.filter(status=Version.Status.READY).order_by("-number").first()

@@ -27,10 +27,14 @@ class RegistryError(Exception):
         self.status = status
 
 
-def create_model(owner, name: str, description: str = "", public: bool = True) -> Model:
+def create_model(
+    owner, name: str, description: str = "", public: bool = True, allowed_origins: list[str] | None = None
+) -> Model:
     try:
         with transaction.atomic():
-            return Model.objects.create(owner=owner, name=name, description=description, public=public)
+            return Model.objects.create(
+                owner=owner, name=name, description=description, public=public, allowed_origins=allowed_origins or []
+            )
     except IntegrityError:
         raise RegistryError(f"You already have a model named '{name}'.", status=409) from None
 

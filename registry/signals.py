@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import re
+
 from corsheaders.signals import check_request_enabled
 from django.dispatch import receiver
 
+MODEL_PATH = re.compile(r"^/m/(?P<owner>[^/]+)/(?P<name>[^/]+)/")
+
 
 @receiver(check_request_enabled)
-def allow_model_files_from_any_origin(sender, request, **kwargs) -> bool:
+def allow_model_files_from_their_origins(sender, request, **kwargs) -> bool:
     """Model files under /m/ are meant to be loaded by browser apps on any
-    origin; access to private ones is decided by token, not by Origin."""
-    return request.path.startswith("/m/")
+    origin, unless the model's owner restricted it to some origins. Access
+    to private models is decided by token, not by Origin."""
+    match = MODEL_PATH.match(request.path)
+    if not match:
+        return False
+    from registry.models import Model
+
+    model = Model.objects.filter(owner__username=match["owner"], name=match["name"]).only("allowed_origins").first()
+    origin = request.headers.get("Origin", "")
+    return model is None or model.allows_origin(origin)

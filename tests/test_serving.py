@@ -204,3 +204,34 @@ def test_storage_outage_is_503_in_words(anon_client, public_model, monkeypatch):
     response = anon_client.get("/m/alice/digits/1/model.json")
     assert response.status_code == 503
     assert response.json() == {"detail": "Model storage is unavailable right now. Try again shortly."}
+
+
+def test_a_model_can_restrict_the_origins_that_load_it(owner_client, anon_client, public_model):
+    make_ready_version(public_model, 1)
+    response = owner_client.patch(
+        "/api/v1/models/alice/digits/", {"allowed_origins": ["https://shop.example/"]}, format="json"
+    )
+    assert response.json()["allowed_origins"] == ["https://shop.example"]
+    allowed = anon_client.get("/m/alice/digits/1/model.json", HTTP_ORIGIN="https://shop.example")
+    assert allowed["Access-Control-Allow-Origin"] == "https://shop.example"
+    refused = anon_client.get(f"/m/alice/digits/blobs/{SHA}", HTTP_ORIGIN="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in refused
+    preflight = anon_client.options(
+        "/m/alice/digits/1/model.json", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+    )
+    assert "Access-Control-Allow-Origin" not in preflight
+
+
+def test_allowed_origins_must_be_origins(owner_client, public_model):
+    response = owner_client.patch(
+        "/api/v1/models/alice/digits/", {"allowed_origins": ["https://shop.example/app"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "allowed_origins: 'https://shop.example/app' is not an origin: use scheme://host[:port] only."
+    )
+
+
+def test_model_files_allow_cross_origin_resource_timing(anon_client, public_model):
+    make_ready_version(public_model, 1)
+    assert anon_client.get("/m/alice/digits/1/model.json")["Timing-Allow-Origin"] == "*"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -88,6 +90,10 @@ class ModelSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
     latest_version = serializers.SerializerMethodField()
     latest_url = serializers.SerializerMethodField()
+    allowed_origins = serializers.ListField(
+        child=serializers.URLField(), required=False,
+        help_text="Origins (scheme://host[:port]) allowed to load the model's files; empty: any origin.",
+    )  # fmt: skip
 
     class Meta:
         model = Model
@@ -97,12 +103,22 @@ class ModelSerializer(serializers.ModelSerializer):
             "full_name",
             "description",
             "public",
+            "allowed_origins",
             "latest_version",
             "latest_url",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["owner", "full_name", "latest_version", "latest_url", "created_at", "updated_at"]
+
+    def validate_allowed_origins(self, origins: list[str]) -> list[str]:
+        cleaned = []
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise serializers.ValidationError(f"'{origin}' is not an origin: use scheme://host[:port] only.")
+            cleaned.append(f"{parts.scheme}://{parts.netloc}")
+        return cleaned
 
     def _latest(self, model: Model) -> Version | None:
         cache = self.context.setdefault("_latest", {})

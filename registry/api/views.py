@@ -45,7 +45,11 @@ class ModelList(generics.ListCreateAPIView):
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = services.create_model(
-            self.request.user, data["name"], data.get("description", ""), data.get("public", True)
+            self.request.user,
+            data["name"],
+            data.get("description", ""),
+            data.get("public", True),
+            data.get("allowed_origins", []),
         )
 
 
