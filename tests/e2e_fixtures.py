@@ -3,13 +3,17 @@ server (moto), the Django live server and TF.js in Node."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +202,27 @@ def tfjs_predict(
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     return [np.asarray(out["data"], dtype=np.float32).reshape(out["shape"]) for out in result["outputs"]]
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def app_origin(tmp_path_factory):
+    """A static web app served from its own origin (127.0.0.1, another port)."""
+    root = tmp_path_factory.mktemp("webapp")
+    shutil.copy(PROJECT_DIR / "tests" / "browser_app" / "index.html", root / "index.html")
+    shutil.copy(PROJECT_DIR / "node_modules/@tensorflow/tfjs/dist/tf.min.js", root / "tf.min.js")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
