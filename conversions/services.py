@@ -102,7 +102,16 @@ def _fail(version: Version, message: str, failure: str) -> None:
     version.error = message
     version.failure = failure
     version.finished_at = timezone.now()
-    version.save(update_fields=["status", "error", "failure", "finished_at", "attempts"])
+    version.lease_expires_at = None
+    version.variants = {
+        quantization: {"status": "failed", "error": "The version itself failed to convert."}
+        if variant.get("status") == "pending"
+        else variant
+        for quantization, variant in Version.objects.get(pk=version.pk).variants.items()
+    }
+    version.save(
+        update_fields=["status", "error", "failure", "finished_at", "attempts", "lease_expires_at", "variants"]
+    )
 
 
 def convert(version_id: int) -> None:

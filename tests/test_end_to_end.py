@@ -28,12 +28,16 @@ def token(owner) -> str:
     return Token.objects.create(user=owner).key
 
 
-def create_and_upload(registry, token: str, name: str, path, public: bool = True) -> dict:
+def create_and_upload(registry, token: str, name: str, path, public: bool = True, variants=()) -> dict:
     api = registry.api(token)
     created = api.post(f"{registry.url}/api/v1/models/", json={"name": name, "public": public})
     assert created.status_code == 201, created.text
     with open(path, "rb") as handle:
-        response = api.post(f"{registry.url}/api/v1/models/alice/{name}/versions/", files={"file": (path.name, handle)})
+        response = api.post(
+            f"{registry.url}/api/v1/models/alice/{name}/versions/",
+            files={"file": (path.name, handle)},
+            data={"variants": list(variants)},
+        )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "pending"
     return registry.wait_final(api, "alice", name, response.json()["number"])
@@ -88,8 +92,9 @@ def test_private_model_loads_in_tfjs_only_with_the_token(registry, token, models
 def test_failed_conversion_keeps_reason_and_next_upload_works(registry, token, models, tmp_path):
     marker = tmp_path / "lambda-ran"
     bad = zoo.keras2_lambda_h5(tmp_path, marker)
-    version = create_and_upload(registry, token, "retry", bad)
+    version = create_and_upload(registry, token, "retry", bad, variants=["uint8"])
     assert version["status"] == "failed"
+    assert [(v["quantization"], v["status"]) for v in version["variants"]] == [("uint8", "failed")]
     assert version["failure"] == "user"
     assert version["error"] == (
         "Layer 'sneaky' is a Lambda layer: it holds Python code, which Modelport never runs "

@@ -7,6 +7,7 @@ from django.test import Client
 
 from registry import services
 from registry.models import Model, Version
+from registry.web import short_number
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +31,34 @@ def add_version(model: Model, number: int, **fields) -> Version:
         "upload_key": f"uploads/test-{model.pk}-{number}/upload",
     }
     return Version.objects.create(model=model, number=number, **{**defaults, **fields})
+
+
+PARITY = {
+    "max_abs_error": 3.1e-7,
+    "max_rel_error": 1.2e-6,
+    "atol": 1e-4,
+    "rtol": 1e-3,
+    "passed": True,
+    "inputs": [{"name": "dense_input", "shape": [2, 4], "dtype": "float32"}],
+}
+
+
+def add_ready_version(model: Model, number: int, **fields) -> Version:
+    """A converted version, as far as the model page reads it."""
+    defaults = {"status": Version.Status.READY, "output_format": Version.OutputFormat.LAYERS, "parity": PARITY}
+    return add_version(model, number, **{**defaults, **fields})
+
+
+def ready_variant(size: int, max_abs_error: float) -> dict:
+    """A variant as conversions.services leaves it: its weights are blobs."""
+    return {
+        "status": "ready",
+        "error": "",
+        "parity": {**PARITY, "max_abs_error": max_abs_error, "atol": 0.01, "rtol": 0.01},
+        "blobs": [{"sha256": "2" * 64, "size": size}],
+        "model_json_key": "artifacts/test/1/float16/model.json",
+        "model_json_sha256": "3" * 64,
+    }
 
 
 def test_home_lists_public_models_for_anonymous_visitors(client, public_model, private_model):
@@ -197,3 +226,160 @@ def test_model_page_escapes_user_text(owner):
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (0.0, "0"),
+        (3.14159e-7, "3.1e-7"),
+        (1e-4, "1e-4"),
+        (0.0042, "4.2e-3"),
+        (0.2149, "0.21"),
+        (12.0, "12"),
+        (1234.0, "1.2e3"),
+    ],
+)
+def test_short_number_writes_two_significant_digits(value, written):
+    assert short_number(value) == written
+
+
+def test_ready_version_shows_its_parity_figures(client, public_model):
+    add_ready_version(public_model, 1)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "✓ max error 3.1e-7" in page
+    assert (
+        "TF.js (in Node) vs TensorFlow on dense_input [2, 4] float32: max absolute error 3.1e-7, "
+        "max relative error 1.2e-6; allowed 1e-4 + 1e-3×|value|."
+    ) in page
+
+
+def test_ready_version_without_parity_figures_shows_a_dash(client, public_model):
+    add_ready_version(public_model, 1, parity={})
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "max error" not in page
+    assert '<td data-label="Verified"><span class="muted">—</span>' in page
+
+
+def test_version_that_failed_parity_shows_its_figures(client, public_model):
+    error = (
+        "TF.js predictions differ from TensorFlow's: max absolute error 0.215, max relative error 0.43 "
+        "(allowed 0.0001 + 0.001×|value|)."
+    )
+    add_version(
+        public_model,
+        1,
+        status=Version.Status.FAILED,
+        failure=Version.Failure.USER,
+        error=error,
+        parity={**PARITY, "max_abs_error": 0.215, "max_rel_error": 0.43, "passed": False},
+    )
+
+    page = text(client.get("/alice/digits/"))
+
+    assert error in page
+    assert "✗ max error 0.21" in page
+    assert "max absolute error 0.21, max relative error 0.43; allowed 1e-4 + 1e-3×|value|." in page
+
+
+def test_ready_variants_are_listed_with_size_parity_and_snippet(client, public_model):
+    add_ready_version(public_model, 1, variants={"float16": ready_variant(2048, 2.4e-4)})
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "const model = await tf.loadLayersModel('http://testserver/m/alice/digits/1/float16/model.json');" in page
+    assert "2.0\xa0KB" in page
+    assert "✓ max error 2.4e-4" in page
+    assert "Quantized variants are smaller downloads, slightly less exact" in page
+
+
+def test_variant_of_a_graph_model_loads_with_load_graph_model(client, public_model):
+    add_ready_version(
+        public_model, 1, output_format=Version.OutputFormat.GRAPH, variants={"uint8": ready_variant(1024, 3e-3)}
+    )
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "const model = await tf.loadGraphModel('http://testserver/m/alice/digits/1/uint8/model.json');" in page
+
+
+def test_pending_and_failed_variants_show_their_state(client, public_model):
+    add_ready_version(
+        public_model,
+        1,
+        variants={
+            "uint8": {"status": "pending"},
+            "uint16": {"status": "failed", "error": "TF.js predictions differ from TensorFlow's: too far."},
+        },
+    )
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "data-variants-pending>" in page
+    assert '<span class="status status-pending">Pending</span>' in page
+    assert "TF.js predictions differ from TensorFlow's: too far." in page
+    assert "/m/alice/digits/1/uint8/model.json" not in page
+
+
+def test_failed_version_with_variants_asked_at_upload_is_not_polled(client, public_model):
+    add_version(public_model, 1, status=Version.Status.FAILED, variants={"float16": {"status": "pending"}})
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "data-variants-pending" not in page
+    assert 'class="variants"' not in page
+    assert "data-variants-note hidden" in page
+
+
+def test_owner_sees_variant_request_control_for_ready_version(owner, public_model):
+    add_ready_version(public_model, 1, variants={"float16": ready_variant(2048, 2.4e-4), "uint8": {"status": "failed"}})
+    add_version(public_model, 2, status=Version.Status.CONVERTING)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert page.count("data-variant-form") == 1
+    assert 'action="/api/v1/models/alice/digits/versions/1/variants/"' in page
+    assert '<option value="uint8">uint8</option><option value="uint16">uint16</option>' in page
+    assert '<option value="float16">' not in page
+
+
+def test_owner_sees_no_variant_control_once_all_variants_exist(owner, public_model):
+    variants = {quantization: ready_variant(1024, 1e-4) for quantization in Version.Quantization.values}
+    add_ready_version(public_model, 1, variants=variants)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert "data-variant-form" not in page
+
+
+@pytest.mark.parametrize("persona", ["outsider", "anonymous"])
+def test_only_the_owner_sees_the_variant_request_control(request, persona, public_model):
+    add_ready_version(public_model, 1, variants={"float16": ready_variant(2048, 2.4e-4)})
+    client = signed_in(request.getfixturevalue("outsider")) if persona == "outsider" else Client()
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "/m/alice/digits/1/float16/model.json" in page
+    assert "data-variant-form" not in page
+    assert "Make a quantized variant" not in page
+
+
+def test_other_user_sees_no_variants_block_for_a_version_without_variants(outsider, public_model):
+    add_ready_version(public_model, 1)
+
+    page = text(signed_in(outsider).get("/alice/digits/"))
+
+    assert 'class="variants"' not in page
+    assert "data-variants-note hidden" in page
+
+
+def test_upload_form_offers_quantized_variants(owner, public_model):
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    for quantization in ("float16", "uint8", "uint16"):
+        assert f'<input type="checkbox" name="variants" value="{quantization}">' in page
+    assert "Also make quantized variants" in page

@@ -167,3 +167,27 @@ def keras2_wrapped_lambda_h5(directory: Path, marker: Path) -> Path:
     model.save(path)
     marker.unlink(missing_ok=True)  # saving traces the function once
     return path
+
+
+def retrained_head_pair(directory: Path) -> tuple[Path, Path, list[np.ndarray], list[np.ndarray]]:
+    """A MobileNet-0.25 base with a 5-class head, and the same model after
+    retraining only the head: two .h5 files whose base weights are equal.
+    Returns both paths, inputs, and TensorFlow's outputs of the second."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(8)
+    base = keras.applications.MobileNet(
+        weights=None, alpha=0.25, input_shape=(128, 128, 3), include_top=False, pooling="avg"
+    )
+    _randomise_batch_norm(base)
+    outputs = keras.layers.Dense(5, activation="softmax", name="head")(base.output)
+    model = keras.Model(base.input, outputs)
+    first = directory / "transfer-v1.h5"
+    model.save(first)
+    rng = np.random.default_rng(9)
+    head = model.get_layer("head")
+    head.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in head.get_weights()])
+    second = directory / "transfer-v2.h5"
+    model.save(second)
+    xs = _inputs((2, 128, 128, 3))
+    return first, second, xs, [model.predict(xs[0], verbose=0)]

@@ -1,5 +1,6 @@
 // Model page: upload a version through the REST API with a progress bar,
-// poll the versions list while a conversion runs, copy snippets.
+// ask for quantized variants, poll the versions list while a conversion or
+// a variant runs, copy snippets.
 // The server renders the first view; this script keeps it current.
 (() => {
   "use strict";
@@ -12,19 +13,22 @@
   const versionsUrl = page.dataset.versionsUrl;
   const latestUrl = page.dataset.latestUrl;
   const formatLabels = JSON.parse(document.getElementById("input-format-labels").textContent);
+  const quantizations = JSON.parse(document.getElementById("quantizations").textContent);
+  const isOwner = "isOwner" in page.dataset;
   const table = document.getElementById("versions-table");
   const emptyNote = page.querySelector("[data-versions-empty]");
   const pollError = page.querySelector("[data-poll-error]");
+  const variantsNote = page.querySelector("[data-variants-note]");
   const rendered = new Map(); // version number -> JSON it was last drawn from
   let pollTimer = null;
 
-  // ---- rendering (mirrors registry/version_rows.html) ----
+  // ---- rendering (mirrors registry/version_rows.html and variants.html) ----
 
   function h(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs)) {
       if (key === "class") node.className = value;
-      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else if (key.startsWith("data-") || key === "role") node.setAttribute(key, value);
       else node[key] = value;
     }
     for (const child of children) {
@@ -46,6 +50,45 @@
     return `${value.toFixed(1)}\u00a0${units[unit]}`;
   }
 
+  // Two significant digits; same output as short_number() in registry/web.py.
+  function formatNumber(value) {
+    const rounded = Number(value.toExponential(1));
+    if (rounded === 0) return "0";
+    if (Math.abs(rounded) >= 0.01 && Math.abs(rounded) < 100) return String(rounded);
+    const [mantissa, exponent] = rounded.toExponential(1).split("e");
+    return `${mantissa.replace(/\.0$/, "")}e${Number(exponent)}`;
+  }
+
+  // Same texts as parity_summary() in registry/web.py.
+  function paritySummary(parity) {
+    if (!parity || parity.max_abs_error === undefined || parity.max_abs_error === null) return null;
+    const inputs = (parity.inputs || [])
+      .map((input) => `${input.name} [${input.shape.join(", ")}] ${input.dtype}`)
+      .join(", ");
+    return {
+      passed: Boolean(parity.passed),
+      summary: `max error ${formatNumber(parity.max_abs_error)}`,
+      details:
+        `TF.js (in Node) vs TensorFlow on ${inputs || "fixed inputs"}: ` +
+        `max absolute error ${formatNumber(parity.max_abs_error)}, ` +
+        `max relative error ${formatNumber(parity.max_rel_error)}; ` +
+        `allowed ${formatNumber(parity.atol)} + ${formatNumber(parity.rtol)}\u00d7|value|.`,
+    };
+  }
+
+  function parityBadge(verified) {
+    if (!verified) return h("span", { class: "muted" }, "—");
+    return h(
+      "span",
+      { class: `parity ${verified.passed ? "parity-ok" : "parity-bad"}`, title: verified.details },
+      `${verified.passed ? "\u2713" : "\u2717"} ${verified.summary}`,
+    );
+  }
+
+  function parityDetails(verified) {
+    return verified ? h("p", { class: "parity-details" }, verified.details) : "";
+  }
+
   function formatTime(iso) {
     return `${new Date(iso).toISOString().slice(0, 16).replace("T", " ")} UTC`;
   }
@@ -63,6 +106,68 @@
     );
   }
 
+  // Quantizations the owner can still ask for: a failed one may be retried.
+  function requestable(version) {
+    const taken = version.variants
+      .filter((variant) => variant.status === "pending" || variant.status === "ready")
+      .map((variant) => variant.quantization);
+    return quantizations.filter((quantization) => !taken.includes(quantization));
+  }
+
+  function variantItem(version, variant) {
+    const ready = variant.status === "ready";
+    const verified = paritySummary(variant.parity);
+    let below = "";
+    if (ready) below = snippetBlock(version.snippet.split(version.model_url).join(variant.model_url));
+    else if (variant.status === "failed") below = h("p", { class: "variant-error" }, variant.error || "No reason was recorded.");
+    return h(
+      "li",
+      { class: "variant", "data-quantization": variant.quantization },
+      h(
+        "div",
+        { class: "variant-head" },
+        h("span", { class: "variant-name" }, variant.quantization),
+        " ",
+        h("span", { class: `status status-${variant.status}` }, capitalize(variant.status)),
+        ready ? " " : "",
+        ready ? h("span", { class: "muted" }, formatSize(variant.size)) : "",
+        verified ? " " : "",
+        verified ? parityBadge(verified) : "",
+      ),
+      below,
+    );
+  }
+
+  function variantForm(version, choices) {
+    const id = `variant-${version.number}`;
+    return h(
+      "form",
+      { class: "variant-form", method: "post", action: `${versionsUrl}${version.number}/variants/`, "data-variant-form": "" },
+      h("label", { htmlFor: id }, "Make a quantized variant"),
+      h("select", { id, name: "quantization" }, ...choices.map((choice) => h("option", { value: choice }, choice))),
+      h("button", { type: "submit", class: "button button-small" }, "Make variant"),
+      h("p", { class: "form-error", "data-variant-error": "", role: "alert", hidden: true }),
+    );
+  }
+
+  function variantsBlock(version) {
+    const choices = isOwner ? requestable(version) : [];
+    if (!version.variants.length && !choices.length) return "";
+    return h(
+      "div",
+      { class: "variants" },
+      version.variants.length ? h("h3", { class: "variants-title" }, "Quantized variants") : "",
+      version.variants.length
+        ? h("ul", { class: "variant-list" }, ...version.variants.map((variant) => variantItem(version, variant)))
+        : "",
+      choices.length ? variantForm(version, choices) : "",
+    );
+  }
+
+  function hasPendingVariants(version) {
+    return version.status === "ready" && version.variants.some((variant) => variant.status === "pending");
+  }
+
   function failureHint(failure) {
     if (failure === "user") return "Fix the file and upload it again.";
     if (failure === "system") return "This was a problem on Modelport's side; uploading the same file again may work.";
@@ -70,8 +175,11 @@
   }
 
   function versionBody(version) {
-    const body = h("tbody", { class: "version", "data-number": version.number, "data-status": version.status });
+    const attrs = { class: "version", "data-number": version.number, "data-status": version.status };
+    if (hasPendingVariants(version)) attrs["data-variants-pending"] = "";
+    const body = h("tbody", attrs);
     const seconds = version.conversion_seconds;
+    const verified = paritySummary(version.parity);
     body.append(
       h(
         "tr",
@@ -86,6 +194,7 @@
         ),
         h("td", { "data-label": "Input" }, formatLabels[version.input_format] || version.input_format || "—"),
         h("td", { "data-label": "Output" }, version.format || "—"),
+        h("td", { "data-label": "Verified" }, parityBadge(verified)),
         h(
           "td",
           { "data-label": "Upload" },
@@ -98,7 +207,13 @@
       ),
     );
     if (version.status === "ready") {
-      body.append(h("tr", { class: "detail" }, h("td", { colSpan: 7 }, snippetBlock(version.snippet))));
+      body.append(
+        h(
+          "tr",
+          { class: "detail" },
+          h("td", { colSpan: 8 }, snippetBlock(version.snippet), parityDetails(verified), variantsBlock(version)),
+        ),
+      );
     } else if (version.status === "failed") {
       const hint = failureHint(version.failure);
       body.append(
@@ -107,10 +222,11 @@
           { class: "detail detail-failed" },
           h(
             "td",
-            { colSpan: 7 },
+            { colSpan: 8 },
             h("strong", {}, "Conversion failed:"),
             ` ${version.error || "no reason was recorded."} `,
             hint ? h("span", { class: "hint" }, hint) : "",
+            parityDetails(verified),
           ),
         ),
       );
@@ -153,8 +269,16 @@
     tryIt.hidden = false;
   }
 
+  // Variants exist only for ready versions; the owner can make them, others only see them.
+  function updateVariantsNote(versions) {
+    const ready = versions.filter((version) => version.status === "ready");
+    variantsNote.hidden = !ready.some((version) => isOwner || version.variants.length);
+  }
+
   function anyActive() {
-    return [...table.tBodies].some((body) => ACTIVE.includes(body.dataset.status));
+    return [...table.tBodies].some(
+      (body) => ACTIVE.includes(body.dataset.status) || "variantsPending" in body.dataset,
+    );
   }
 
   // ---- polling ----
@@ -171,6 +295,7 @@
       const versions = await response.json();
       versions.forEach((version) => upsert(version));
       updateLatest(versions);
+      updateVariantsNote(versions);
       pollError.hidden = true;
     } catch (error) {
       pollError.textContent = `Could not refresh the versions (${error.message}); trying again.`;
@@ -219,6 +344,55 @@
     }, 1800);
   });
 
+  // ---- requests that change things (session auth needs the CSRF token) ----
+
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  // ---- quantized variants ----
+
+  async function requestVariant(form) {
+    const errorBox = form.querySelector("[data-variant-error]");
+    const button = form.querySelector("button[type=submit]");
+    const showError = (message) => {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+    };
+    errorBox.hidden = true;
+    button.disabled = true;
+    let response;
+    try {
+      response = await fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ quantization: form.elements.quantization.value }),
+      });
+    } catch {
+      showError("The request did not reach the server. Check your connection and try again.");
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      showError(body && body.detail ? body.detail : `The request failed: the server answered ${response.status}.`);
+      return;
+    }
+    upsert(body);
+    variantsNote.hidden = false;
+    schedulePoll();
+  }
+
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("[data-variant-form]");
+    if (!form) return;
+    event.preventDefault();
+    requestVariant(form);
+  });
+
   // ---- upload ----
 
   const form = document.getElementById("upload-form");
@@ -230,7 +404,6 @@
     const progress = progressBox.querySelector("progress");
     const progressText = form.querySelector("[data-upload-text]");
     const errorBox = form.querySelector("[data-upload-error]");
-    const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
     const showError = (message) => {
       errorBox.textContent = message;
@@ -259,10 +432,11 @@
       const data = new FormData();
       data.append("file", file, file.name);
       if (formatSelect.value) data.append("format", formatSelect.value);
+      for (const box of form.querySelectorAll("input[name=variants]:checked")) data.append("variants", box.value);
 
       const xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
-      xhr.setRequestHeader("X-CSRFToken", csrfToken);
+      xhr.setRequestHeader("X-CSRFToken", csrfToken());
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.onprogress = (progressEvent) => {
         if (!progressEvent.lengthComputable) return;
