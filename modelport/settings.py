@@ -192,6 +192,14 @@ STORAGES = {
     "models": _model_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# How weight blobs reach browsers: "app" streams them through Modelport;
+# "redirect" answers with a redirect to BLOB_BASE_URL (a CDN in front of the
+# bucket, for public models) or to a short-lived signed storage URL.
+BLOB_DELIVERY = env("MODELPORT_BLOB_DELIVERY", "app")
+if BLOB_DELIVERY not in ("app", "redirect"):
+    raise ImproperlyConfigured("MODELPORT_BLOB_DELIVERY must be 'app' or 'redirect'")
+BLOB_BASE_URL = env("MODELPORT_BLOB_BASE_URL").rstrip("/")
+BLOB_SIGNED_URL_SECONDS = envint("MODELPORT_BLOB_SIGNED_URL_SECONDS", 3600)
 # Origins allowed in the S3 bucket's CORS rule (set by `manage.py s3cors`).
 S3_CORS_ORIGINS = envlist("S3_CORS_ORIGINS", "*")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import re
 
+from django.conf import settings
 from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 from rest_framework.authentication import TokenAuthentication
@@ -123,6 +124,8 @@ def serve_blob(request, owner: str, name: str, sha256: str):
     blob = model.blobs.filter(sha256=sha256).first()
     if blob is None:
         raise Http404("No such blob in this model.")
+    if settings.BLOB_DELIVERY == "redirect" and (redirect := _blob_redirect(model, blob)):
+        return redirect
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE_CONTROL, "Accept-Ranges": "bytes"}
     if etag in _if_none_match(request):
@@ -144,6 +147,20 @@ def serve_blob(request, owner: str, name: str, sha256: str):
     response = StreamingHttpResponse(body, status=status, content_type="application/octet-stream", headers=headers)
     response["Content-Length"] = str(length)
     return response
+
+
+def _blob_redirect(model: Model, blob) -> HttpResponse | None:
+    """Send the browser to the CDN (public models) or a signed storage URL.
+    The target is content-addressed, so a CDN redirect is cacheable forever;
+    a signed one only for part of its lifetime."""
+    if model.public and settings.BLOB_BASE_URL:
+        location, cache_control = f"{settings.BLOB_BASE_URL}/{blob.key}", IMMUTABLE_CACHE_CONTROL
+    else:
+        location = storage.signed_url(blob.key, settings.BLOB_SIGNED_URL_SECONDS)
+        if location is None:
+            return None
+        cache_control = f"private, max-age={settings.BLOB_SIGNED_URL_SECONDS // 2}"
+    return HttpResponse(status=302, headers={"Location": location, "Cache-Control": cache_control})
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -130,6 +130,22 @@ def download_blob(key: str, destination: IO[bytes]) -> None:
         destination.write(chunk)
 
 
+def signed_url(key: str, expires: int) -> str | None:
+    """A time-limited direct URL to the blob in object storage, or None when
+    storage is local disk (which the app must serve itself)."""
+    storage = _storage()
+    if not _is_s3(storage):
+        return None
+    try:
+        return storage.connection.meta.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": storage.bucket_name, "Key": storage._normalize_name(key)},
+            ExpiresIn=expires,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageError(f"could not sign a URL for {key}: {exc}") from exc
+
+
 def delete_prefix(prefix: str) -> None:
     storage = _storage()
     prefix = prefix.rstrip("/") + "/"
