@@ -14,7 +14,7 @@ import shutil
 import traceback
 from pathlib import Path
 
-from conversions import keras_saved_model, layout, parity
+from conversions import keras3, keras_saved_model, layout, parity
 from conversions.errors import ConversionError
 from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL
 
@@ -30,12 +30,6 @@ VARIANT_TOLERANCES = {
     "uint16": parity.Tolerance(atol=1e-3, rtol=1e-2),
     "uint8": parity.Tolerance(atol=5e-2, rtol=5e-2),
 }
-
-KERAS3_UNSUPPORTED = (
-    "This model was saved by Keras 3 ({version}); Keras 3 models are not supported yet. "
-    "Save it with tf-keras (Keras 2) as .h5, or export a SavedModel with model.export(path) "
-    "and upload that as a .zip."
-)
 
 
 def _iter_layers(config: dict):
@@ -83,7 +77,7 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict
     parity reference): nothing from the file is ever executed."""
     version, model_config = read_h5_config(source)
     if version.startswith("3"):
-        raise ConversionError(KERAS3_UNSUPPORTED.format(version=f"Keras {version}"))
+        return convert_keras3(source, output, shard_bytes)
     keras_saved_model.check_model_classes(model_config)
     source = adapt_keepdims_pooling(source, model_config)
     proof = parity.keras2_proof(source)
@@ -94,6 +88,14 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict
         str(source), output_dir=str(output), weight_shard_size_bytes=shard_bytes
     )
     return {"output_format": "layers-model"}, proof
+
+
+def convert_keras3(source: Path, output: Path, shard_bytes: int) -> tuple[dict, parity.Proof]:
+    """Keras 3 (.keras, or .h5 written by Keras 3) → layers model that TF.js
+    4.22 loads. keras3.convert_keras3 refuses anything but built-in layers
+    TF.js supports before Keras is allowed to build the parity reference."""
+    keras3.convert_keras3(source, output, shard_bytes)
+    return {"output_format": "layers-model"}, parity.keras3_proof(source)
 
 
 def adapt_keepdims_pooling(source: Path, model_config: dict) -> Path:
@@ -174,7 +176,7 @@ def run(request: dict, workdir: Path) -> dict:
         result = convert_saved_model(source, output, shard_bytes, signature)
         proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
     elif input_format == KERAS_V3:
-        raise ConversionError(KERAS3_UNSUPPORTED.format(version="a .keras file"))
+        result, proof = convert_keras3(source, output, shard_bytes)
     else:
         raise ConversionError(f"Unknown input format {input_format!r}.")
     layout.regroup(output, shard_bytes)
@@ -229,6 +231,7 @@ def handle(workdir: Path) -> None:
 def warm_up() -> None:
     """Import everything a conversion needs, so forked jobs start warm."""
     import h5py  # noqa: F401
+    import keras  # noqa: F401
     import tensorflow  # noqa: F401
     import tensorflowjs.converters.converter  # noqa: F401
     import tensorflowjs.converters.tf_saved_model_conversion_v2  # noqa: F401

@@ -174,6 +174,34 @@ def _output_shape(layer) -> list | None:
     return list(shape)
 
 
+def keras3_proof(path: Path) -> Proof:
+    """Reference for a Keras 3 file whose every class was already checked to
+    be a built-in layer TF.js supports (conversions/keras3.py)."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # untrusted file: any failure is the file's
+        raise ConversionError(f"Keras could not rebuild the model to check it: {str(exc)[:300]}") from None
+    specs = [InputSpec(t.name, tuple(t.shape), str(t.dtype)) for t in model.inputs]
+    inputs = make_inputs(specs)
+    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    layers = [
+        {"name": layer.name, "class_name": type(layer).__name__, "output_shape": _keras3_output_shape(layer)}
+        for layer in model.layers
+    ]
+    return Proof("layers", specs, inputs, [np.asarray(o) for o in outputs], layers=layers)
+
+
+def _keras3_output_shape(layer) -> list | None:
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):  # shared layers have several outputs
+        return None
+    return list(shape)
+
+
 def graph_proof(saved_model_dir: Path, signature: str, model_json: dict) -> Proof:
     specs, predict, input_names, output_names = graph_reference(saved_model_dir, signature, model_json)
     inputs = make_inputs(specs)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from conversions import archive
 from conversions.errors import ConversionError, SystemFailure
-from conversions.formats import KERAS_SAVED_MODEL, SAVED_MODEL, detect_format
+from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL, detect_format
 from conversions.publish import store
 from conversions.sandbox import SandboxLimits, run_converter
 from registry import storage
@@ -25,6 +25,7 @@ from registry.models import Blob, Version
 from registry.services import enqueue_variants
 
 logger = logging.getLogger(__name__)
+UPLOAD_SUFFIXES = {KERAS_H5: ".h5", KERAS_V3: ".keras"}
 
 
 def claim(version_id: int) -> Version | None:
@@ -224,10 +225,11 @@ def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
         input_format = version.requested_format or detect_format(handle)
     version.input_format = input_format
     Version.objects.filter(pk=version.pk).update(input_format=input_format)
-    source = upload_path
+    # Keras picks its loader by file extension.
+    source = upload_path.rename(upload_path.with_suffix(UPLOAD_SUFFIXES.get(input_format, "")))
     if input_format in (SAVED_MODEL, KERAS_SAVED_MODEL):
         unpacked = scratch / "input"
-        archive.extract(upload_path, unpacked)
+        archive.extract(source, unpacked)
         source = archive.find_saved_model_dir(unpacked)
     limits = SandboxLimits(
         timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,

@@ -188,11 +188,15 @@ def registry(celery_worker_process, backend, live_server, transactional_db, sett
     return Registry(live_server.url, backend, celery_worker_process[1])
 
 
+def _dtype(array: np.ndarray) -> str:
+    return "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
+
+
 def tfjs_predict(
     model_url: str, kind: str, inputs: list[np.ndarray], tmp_path: Path, headers: dict | None = None
 ) -> list[np.ndarray]:
     """Load a served model with @tensorflow/tfjs in Node and run it."""
-    spec = {"inputs": [{"shape": list(x.shape), "data": x.ravel().tolist(), "dtype": "float32"} for x in inputs]}
+    spec = {"inputs": [{"shape": list(x.shape), "data": x.ravel().tolist(), "dtype": _dtype(x)} for x in inputs]}
     inputs_path = tmp_path / "tfjs-inputs.json"
     inputs_path.write_text(json.dumps(spec))
     command = ["node", str(PREDICT_JS), "--url", model_url, "--kind", kind, "--inputs", str(inputs_path)]

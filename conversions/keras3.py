@@ -1,0 +1,319 @@
+"""Turn a Keras 3 model (.keras, or .h5 written by Keras 3) into a TF.js layers model.
+
+tensorflowjs 4.22 writes model.json files for Keras 3 models that
+@tensorflow/tfjs 4.22 refuses to load, or loads wrongly. This module rewrites
+the Keras 3 architecture JSON into the Keras 2 dialect tfjs-layers reads
+(per-layer rewrites in keras3_config) and gives each weight array the name
+tfjs-layers gives the matching variable (keras3_weights).
+
+The upload is an untrusted program: nothing here deserialises it with Keras.
+Only the JSON config and the weight arrays are read (zipfile, h5py), and every
+layer must be a built-in Keras class that TF.js implements.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from conversions.errors import ConversionError
+from conversions.keras3_config import (
+    CODE_MESSAGE,
+    GLOBAL_POOLING,
+    INFERENCE_IDENTITY,
+    MODELS,
+    RECURRENT,
+    WRAPPERS,
+    _audit_masks,
+    _causal_conv1d,
+    _clean,
+    _endpoints,
+    _inbound_node,
+    _input_shape,
+    _is_builtin,
+    _is_op,
+    _keepdims_pooling,
+    _mask_ops,
+    _mirrors,
+    _resolve_reshape,
+    _sequential_shapes,
+    _softmax,
+    _unsupported,
+)
+from conversions.keras3_weights import (
+    OWN_VARIABLES,
+    _forward_base,
+    _join,
+    _read_h5_config,
+    _read_keras_archive,
+    _read_keras_weights,
+    _read_legacy_weights,
+    _WeightRequests,
+)
+
+# Layer classes registered in @tensorflow/tfjs-layers 4.22 (its serialization map).
+TFJS_LAYERS = frozenset(
+    "Activation Add AlphaDropout Average AveragePooling1D AveragePooling2D AveragePooling3D "
+    "BatchNormalization Bidirectional CategoryEncoding CenterCrop Concatenate Conv1D Conv2D "
+    "Conv2DTranspose Conv3D Conv3DTranspose ConvLSTM2D Cropping2D Dense DepthwiseConv2D Dot Dropout "
+    "ELU Embedding Flatten Functional GRU GaussianDropout GaussianNoise GlobalAveragePooling1D "
+    "GlobalAveragePooling2D GlobalMaxPooling1D GlobalMaxPooling2D InputLayer LSTM LayerNormalization "
+    "LeakyReLU Masking MaxPooling1D MaxPooling2D MaxPooling3D Maximum Minimum Model Multiply PReLU "
+    "Permute RNN RandomWidth ReLU RepeatVector Rescaling Reshape Resizing SeparableConv2D Sequential "
+    "SimpleRNN Softmax SpatialDropout1D TimeDistributed UpSampling2D ZeroPadding2D".split()
+)
+CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"})
+# Layers without variables whose Keras 3 config tfjs-layers reads correctly
+# once the generic clean-up (keras3_config._clean) has run (each one is exercised by a test).
+WEIGHTLESS = GLOBAL_POOLING | frozenset(
+    "InputLayer Activation Add Average Maximum Minimum Multiply Concatenate Dot Dropout AlphaDropout "
+    "GaussianDropout GaussianNoise SpatialDropout1D Flatten Reshape Permute RepeatVector Masking "
+    "ZeroPadding2D Cropping2D UpSampling2D ReLU LeakyReLU ELU Softmax Rescaling "
+    "MaxPooling1D MaxPooling2D MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D".split()
+)
+SUPPORTED = WEIGHTLESS | RECURRENT | WRAPPERS | MODELS | frozenset(OWN_VARIABLES) | INFERENCE_IDENTITY
+
+
+def convert_keras3(source: Path, output_dir: Path, shard_bytes: int) -> None:
+    """Convert a Keras 3 `.keras` archive or Keras-3 `.h5` into model.json + weight shards."""
+    from tensorflowjs.converters.keras_h5_conversion import write_artifacts
+
+    topology, weights = normalise(Path(source))
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    write_artifacts(topology, [weights], str(output_dir), weight_shard_size_bytes=shard_bytes)
+
+
+def normalise(source: Path) -> tuple[dict, list[dict]]:
+    """(tfjs model topology, [{"name", "data"}, ...]) for a Keras 3 model file."""
+    import h5py
+
+    try:
+        if zipfile.is_zipfile(source):
+            config, version, weights_file = _read_keras_archive(source)
+            with weights_file, h5py.File(weights_file, "r") as h5:
+                walker = _Walker()
+                model_config = walker.model(_check_top(config), "", "", True)
+                weights = _read_keras_weights(h5, walker)
+        else:
+            try:
+                h5 = h5py.File(source, "r")
+            except OSError:
+                raise ConversionError("The file is neither a .keras archive nor an HDF5 model file.") from None
+            with h5:
+                config, version = _read_h5_config(h5)
+                walker = _Walker()
+                model_config = walker.model(_check_top(config), "", "", True)
+                weights = _read_legacy_weights(h5["model_weights"], walker.requests)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ConversionError(f"The model file does not hold a Keras 3 model Modelport can read ({exc!r}).") from None
+    # tfjs matches weights by name; list them as its model.weights does (trainable first).
+    flags = [request.trainable for request in walker.requests]
+    weights = [w for w, t in zip(weights, flags, strict=True) if t] + [
+        w for w, t in zip(weights, flags, strict=True) if not t
+    ]
+    names = [weight["name"] for weight in weights]
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})[0].split("/")[0]
+        raise ConversionError(
+            f"Two layers (in different nested models) are both named '{twice}'; TF.js matches weights by layer "
+            "name, so rename one of them."
+        )
+    return {"keras_version": version, "backend": "tensorflow", "model_config": model_config}, weights
+
+
+# --- Checking what the model is made of ------------------------------------------------
+
+
+def _check_top(config: dict) -> dict:
+    class_name = config.get("class_name")
+    if class_name not in MODELS or not _is_builtin(config):
+        raise ConversionError(
+            f"The model is a {class_name!r} ({config.get('registered_name') or config.get('module')}): only "
+            "Sequential and functional Keras models can be converted; a subclassed model is Python code."
+        )
+    layers = (config.get("config") or {}).get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ConversionError("The model config has no layers.")
+    return config
+
+
+def check_layer(layer: dict) -> None:
+    """Raise ConversionError if TF.js cannot run `layer` (one Keras 3 layer config)."""
+    if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+        raise ConversionError("The model config holds a layer entry that is not an object.")
+    class_name = str(layer.get("class_name", "?"))
+    name = layer["config"].get("name", "?")
+    if class_name in CODE_LAYERS:
+        raise ConversionError(f"Layer '{name}' ({class_name}) {CODE_MESSAGE}")
+    if not _is_builtin(layer):
+        short = class_name.split(">")[-1]
+        origin = layer.get("registered_name") or (class_name if ">" in class_name else f"{layer.get('module')}.{short}")
+        raise ConversionError(
+            f"Layer '{name}' ({short}) is a custom class ({origin}); Modelport never runs code from an upload "
+            "and TF.js cannot load it. Use built-in Keras layers only."
+        )
+    if _is_op(layer):
+        raise ConversionError(
+            f"Layer '{name}' ({class_name}) is a keras.ops function applied directly in the model; a TF.js "
+            "layers model can only hold layers. Use the equivalent keras.layers layer."
+        )
+    if class_name not in TFJS_LAYERS | INFERENCE_IDENTITY:
+        raise ConversionError(
+            f"Layer '{name}' ({class_name}) has no TF.js equivalent: TF.js 4.22 does not implement it."
+        )
+    if class_name not in SUPPORTED:
+        raise ConversionError(
+            f"Layer '{name}' ({class_name}) exists in TF.js, but Modelport cannot convert it from Keras 3 yet."
+        )
+
+
+def _check_options(class_name: str, name: str, config: dict) -> None:
+    """Options TF.js does not implement (or implements differently) for an otherwise known layer."""
+    if class_name == "GRU" and config.get("reset_after", True):
+        raise _unsupported(
+            name,
+            class_name,
+            "uses reset_after=True, the Keras 3 default; TF.js implements GRU only with reset_after=False. "
+            "Build the layer with GRU(..., reset_after=False) and train it again.",
+        )
+    if config.get("groups", 1) != 1:
+        raise _unsupported(name, class_name, "is a grouped convolution (groups > 1), which TF.js does not implement.")
+    if class_name == "Conv2DTranspose" and config.get("output_padding") is not None:
+        raise _unsupported(name, class_name, "sets output_padding, which TF.js does not implement.")
+    if class_name == "LayerNormalization" and config.get("rms_scaling"):
+        raise _unsupported(name, class_name, "uses rms_scaling, which TF.js does not implement.")
+    if class_name == "BatchNormalization" and config.get("renorm"):
+        raise _unsupported(name, class_name, "uses batch renormalization, which TF.js does not implement.")
+    if class_name == "ReLU" and (config.get("negative_slope") or config.get("threshold")):
+        raise _unsupported(name, class_name, "sets negative_slope or threshold, which TF.js' ReLU does not implement.")
+    if class_name == "UpSampling2D" and config.get("interpolation", "nearest") != "nearest":
+        raise _unsupported(name, class_name, "uses non-nearest interpolation, which TF.js computes differently.")
+    if class_name == "ELU" and config.get("alpha", 1.0) != 1.0:
+        raise _unsupported(
+            name, class_name, "sets alpha to a value other than 1.0, which TF.js' ELU layer does not implement."
+        )
+    if class_name == "InputLayer" and (config.get("sparse") or config.get("ragged")):
+        raise _unsupported(name, class_name, "takes sparse or ragged tensors, which TF.js does not support.")
+    if config.get("quantization_config"):
+        raise _unsupported(name, class_name, "is quantized, which TF.js layers cannot load.")
+    policy = config.get("dtype")
+    policy_name = policy.get("config", {}).get("name", "") if isinstance(policy, dict) else str(policy or "")
+    if (isinstance(policy, dict) and "Quantized" in str(policy.get("class_name"))) or policy_name.startswith(
+        ("int8", "int4", "float8", "gptq")
+    ):
+        raise _unsupported(name, class_name, f"is quantized ({policy_name}), which TF.js layers cannot load.")
+
+
+# --- Config: Keras 3 dialect -> the Keras 2 dialect tfjs-layers reads -------------------
+
+
+class _Walker(_WeightRequests):
+    """Converts the config depth-first and lists the weights tfjs will ask for, in order."""
+
+    def model(self, model: dict, path: str, top: str, trainable: bool) -> dict:
+        """`path`: the model's group in a .keras weights file; `top`: its top-level ancestor."""
+        sequential = model["class_name"] == "Sequential"
+        config = model["config"]
+        trainable = trainable and config.get("trainable", True) is not False
+        nested = {layer["config"].get("name") for layer in config["layers"] if layer.get("class_name") in MODELS}
+        mask_ops = set() if sequential else _mask_ops(config)
+        used: dict[str, int] = {}
+        layers: list[dict] = []
+        shapes = _sequential_shapes(config) if sequential else {}
+        for layer in config["layers"]:
+            if layer["config"].get("name") in mask_ops:
+                continue
+            check_layer(layer)
+            name = layer["config"].get("name")
+            class_name = layer["class_name"]
+            # Sequential.layers (what .keras files walk) leaves out the InputLayer.
+            group = "" if sequential and class_name == "InputLayer" else self._group(path, class_name, used)
+            if group:
+                self.layer_groups[_join(group, "vars")] = name
+            if class_name in MODELS:
+                converted = [self.model(layer, group, top or name, trainable)]
+                converted[0]["config"]["name"] = name
+            else:
+                converted = self.layer(layer, group, top or name, trainable, shapes.get(name, (None, None)))
+            if not sequential:
+                nodes = [_inbound_node(node, nested, mask_ops, layer) for node in layer.get("inbound_nodes") or []]
+                converted[0]["inbound_nodes"] = nodes
+                for before, after in zip(converted, converted[1:], strict=False):
+                    after["inbound_nodes"] = [[[before["config"]["name"], i, 0, {}]] for i in range(len(nodes))]
+                for item in converted:
+                    item["name"] = item["config"]["name"]
+            layers.extend(converted)
+        _audit_masks(config, sequential, mask_ops, nested=bool(top))
+        if sequential:
+            if layers[0]["class_name"] != "InputLayer":
+                shape = config.get("build_input_shape")
+                if not shape:
+                    raise ConversionError(
+                        f"Sequential model '{config.get('name')}' was never built: its input shape is unknown."
+                    )
+                layers[0]["config"]["batch_input_shape"] = list(shape)
+            return {"class_name": "Sequential", "config": {"name": config.get("name"), "layers": layers}}
+        return {
+            "class_name": "Functional",
+            "config": {
+                "name": config.get("name"),
+                "layers": layers,
+                "input_layers": _endpoints(config.get("input_layers"), nested),
+                "output_layers": _endpoints(config.get("output_layers"), nested),
+            },
+        }
+
+    def layer(self, layer: dict, group: str, top: str, trainable: bool, shapes: tuple) -> list[dict]:
+        """Convert one layer; a rewrite may yield several (first takes the inputs, last keeps the name).
+        `shapes`: (input, output) shapes known from a Sequential's other layers."""
+        class_name = layer["class_name"]
+        name = layer["config"].get("name")
+        input_shape, output_shape = _input_shape(layer) or shapes[0], shapes[1]
+        _check_options(class_name, name, layer["config"])
+        self._weights(layer, name, name, group, top, trainable)
+        config = _clean(layer["config"], name, class_name)
+        if class_name in INFERENCE_IDENTITY:
+            identity = {"name": name, "trainable": config.get("trainable", True), "dtype": "float32"}
+            return [{"class_name": "Activation", "config": {**identity, "activation": "linear"}}]
+        if class_name == "InputLayer":
+            config["batch_input_shape"] = config.pop("batch_shape", config.get("batch_input_shape"))
+            for key in ("sparse", "ragged", "optional"):
+                config.pop(key, None)
+        elif class_name == "LeakyReLU" and "negative_slope" in config:
+            config["alpha"] = config.pop("negative_slope")
+        elif class_name in WRAPPERS:
+            config = self._wrapper(class_name, name, config, layer["config"])
+        elif class_name == "Conv1D" and config.get("padding") == "causal":
+            return _causal_conv1d(config, input_shape)
+        elif class_name == "Softmax":
+            return _softmax(config, input_shape or output_shape)
+        elif class_name == "Reshape":
+            config["target_shape"] = _resolve_reshape(config["target_shape"], input_shape, output_shape)
+        elif class_name in GLOBAL_POOLING and config.pop("keepdims", False):
+            return _keepdims_pooling(class_name, config, input_shape or output_shape)
+        return [{"class_name": class_name, "config": config}]
+
+    def _wrapper(self, class_name: str, name: str, config: dict, raw: dict) -> dict:
+        inner = raw.get("layer")
+        if not isinstance(inner, dict):
+            raise _unsupported(name, class_name, "has no wrapped layer.")
+        check_layer(inner)
+        _check_options(inner["class_name"], inner["config"].get("name"), inner["config"])
+        if class_name == "Bidirectional":
+            if inner["class_name"] not in RECURRENT:
+                raise _unsupported(
+                    name, class_name, f"wraps a {inner['class_name']}; TF.js supports only SimpleRNN, LSTM and GRU."
+                )
+            backward = raw.get("backward_layer")
+            if backward is not None and not _mirrors(inner, backward):
+                raise _unsupported(
+                    name, class_name, "has a custom backward_layer; TF.js always mirrors the forward layer."
+                )
+        elif inner["class_name"] in MODELS | WRAPPERS:
+            raise _unsupported(name, class_name, f"wraps a {inner['class_name']}, which Modelport cannot convert yet.")
+        inner_config = _clean(inner["config"], inner["config"].get("name"), inner["class_name"])
+        if class_name == "Bidirectional":
+            inner_config["name"] = _forward_base(inner)
+        config["layer"] = {"class_name": inner["class_name"], "config": inner_config}
+        config.pop("backward_layer", None)
+        return config
