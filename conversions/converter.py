@@ -56,6 +56,37 @@ def check_keras_config(model_config: dict) -> None:
                 )
 
 
+def _all_layers(item):
+    """Every layer config anywhere in a model config: nested models and the
+    layers wrapped by TimeDistributed/Bidirectional."""
+    if isinstance(item, list):
+        for element in item:
+            yield from _all_layers(element)
+    elif isinstance(item, dict):
+        config = item.get("config")
+        if isinstance(item.get("class_name"), str) and isinstance(config, dict) and "name" in config:
+            yield item
+        for key in ("config", "layers", "layer"):
+            if isinstance(item.get(key), dict | list):
+                yield from _all_layers(item[key])
+
+
+def check_tfjs_support(model_config: dict) -> None:
+    """A layer TF.js cannot run fails the version with its name and class,
+    instead of an obscure load error."""
+    for layer in _all_layers(model_config["config"].get("layers", [])):
+        class_name, name = layer["class_name"], layer["config"]["name"]
+        if class_name not in keras3.TFJS_LAYERS:
+            raise ConversionError(
+                f"Layer '{name}' ({class_name}) has no TF.js equivalent: TF.js 4.22 does not implement it."
+            )
+        if class_name == "GRU" and layer["config"].get("reset_after"):
+            raise ConversionError(
+                f"Layer '{name}' (GRU) uses reset_after=True (the Keras default), which TF.js 4.22 does not "
+                "implement. Build the GRU with reset_after=False and retrain it."
+            )
+
+
 def read_h5_config(source: Path) -> tuple[str, dict]:
     import h5py
 
@@ -79,6 +110,7 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict
     if version.startswith("3"):
         return convert_keras3(source, output, shard_bytes)
     keras_saved_model.check_model_classes(model_config)
+    check_tfjs_support(model_config)
     source = adapt_keepdims_pooling(source, model_config)
     proof = parity.keras2_proof(source)
 
