@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test test-fast lint lock chromium clean
+.PHONY: install run token test test-fast lint lock chromium clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -28,6 +28,11 @@ chromium:
 
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py rundev
+
+# An API token for USER (created if missing), for the development server.
+token: install
+	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --verbosity 0
+	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py apitoken $(or $(USER_NAME),$(USER),admin) | tail -1
 
 test: install chromium
 	CELERY_QUEUE=modelport-test SECRET_KEY=$${SECRET_KEY:-test-only-secret} \

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         )
         web = subprocess.Popen([sys.executable, "manage.py", "runserver", addr])
         self.stdout.write(f"Modelport is starting at http://{addr}/ (Ctrl-C stops the server and the worker)")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop both on `kill` too
         try:
             while worker.poll() is None and web.poll() is None:
                 time.sleep(0.5)
