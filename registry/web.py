@@ -12,7 +12,9 @@ from django.urls import reverse
 from registry import services
 from registry.api.serializers import VersionSerializer, absolute_url, load_snippet
 from registry.forms import NewModelForm
-from registry.models import Model, Version
+from registry.models import ALIAS_NAME_PATTERN, RESERVED_ALIASES, Model, Version, alias_name_validator
+
+ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(RESERVED_ALIASES))}."
 
 
 def home(request):
@@ -57,12 +59,18 @@ def model_detail(request, owner: str, name: str):
             for variant in variants_of(version)
         ]
         version.requestable = requestable_quantizations(version)
-    latest = next((version for version in versions if version.is_ready), None)
+    ready = [version for version in versions if version.is_ready]
+    latest = ready[0] if ready else None
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))
     is_owner = model.owner_id == request.user.id
     context = {
         "model": model,
         "versions": versions,
+        "ready_versions": ready,
+        "aliases": alias_rows(request, model, latest),
+        "alias_name_hint": ALIAS_NAME_HINT,
+        "alias_name_pattern": ALIAS_NAME_PATTERN.removeprefix("^").removesuffix("$"),
+        "layers_versions": [version for version in ready if version.output_format == Version.OutputFormat.LAYERS],
         "latest": latest,
         "latest_url": latest_url,
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
@@ -75,6 +83,43 @@ def model_detail(request, owner: str, name: str):
         "quantizations": Version.Quantization.values,
     }
     return render(request, "registry/model_detail.html", context)
+
+
+def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:
+    """The aliases as the API lists them (automatic ``latest`` first), each
+    with its snippet and move log (mirrored by aliasBody() in static/js/aliases.js)."""
+    moves: dict[str, list] = {}
+    for move in model.alias_moves.select_related("from_version", "to_version", "moved_by"):
+        moves.setdefault(move.alias, []).append(
+            {
+                "from_version": move.from_version.number if move.from_version else None,
+                "to_version": move.to_version.number if move.to_version else None,
+                "moved_by": move.moved_by.username if move.moved_by else None,
+                "moved_at": move.moved_at,
+                "rollback": move.rollback,
+            }
+        )
+    rows = [(alias.name, alias.version, alias.updated_at, False) for alias in model.aliases.select_related("version")]
+    if latest:
+        rows.insert(0, ("latest", latest, None, True))
+    result = []
+    for name, version, updated_at, automatic in rows:
+        version.model = model  # model_json_path() needs the owner, already loaded
+        url = absolute_url(request, version.model_json_path(name))
+        log = [] if automatic else moves.get(name, [])
+        result.append(
+            {
+                "name": name,
+                "version": version.number,
+                "updated_at": updated_at,
+                "automatic": automatic,
+                "model_url": url,
+                "snippet": load_snippet(version, url),
+                "log": log,
+                "rollback_to": log[0]["from_version"] if log else None,
+            }
+        )
+    return result
 
 
 def requestable_quantizations(version: Version) -> list[str]:

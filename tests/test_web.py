@@ -383,3 +383,138 @@ def test_upload_form_offers_quantized_variants(owner, public_model):
     for quantization in ("float16", "uint8", "uint16"):
         assert f'<input type="checkbox" name="variants" value="{quantization}">' in page
     assert "Also make quantized variants" in page
+
+
+def test_aliases_are_listed_with_their_urls_and_latest_is_automatic(client, owner, public_model):
+    add_ready_version(public_model, 1)
+    add_ready_version(public_model, 2)
+    services.move_alias(public_model, "production", 1, owner)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert '<tbody class="alias" data-alias="latest" data-version="2" data-automatic>' in page
+    assert '<span class="alias-name">latest</span> <span class="badge badge-auto">automatic</span>' in page
+    assert "follows the newest ready version" in page
+    assert "const model = await tf.loadLayersModel('http://testserver/m/alice/digits/latest/model.json');" in page
+    assert '<tbody class="alias" data-alias="production" data-version="1">' in page
+    assert "const model = await tf.loadLayersModel('http://testserver/m/alice/digits/production/model.json');" in page
+    assert "numbered URLs never change; a load that started on one version finishes on it" in page
+
+
+def test_alias_of_a_graph_model_loads_with_load_graph_model(client, owner, public_model):
+    add_ready_version(public_model, 1, output_format=Version.OutputFormat.GRAPH)
+    services.move_alias(public_model, "staging", 1, owner)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "const model = await tf.loadGraphModel('http://testserver/m/alice/digits/staging/model.json');" in page
+
+
+def test_aliases_section_is_hidden_until_a_version_is_ready(client, public_model):
+    add_version(public_model, 1, status=Version.Status.CONVERTING)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert '<section class="card" id="aliases" hidden' in page
+    assert 'data-alias="latest"' not in page
+
+
+def test_owner_sees_alias_controls_with_ready_versions_and_name_rules(owner, public_model):
+    add_ready_version(public_model, 1)
+    add_ready_version(public_model, 2)
+    add_version(public_model, 3, status=Version.Status.CONVERTING)
+    services.move_alias(public_model, "production", 1, owner)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert 'id="alias-form"' in page
+    assert 'data-aliases-url="/api/v1/models/alice/digits/aliases/"' in page
+    assert '<option value="2">2</option><option value="1">1</option>' in page
+    assert '<option value="3">' not in page
+    assert 'pattern="[a-z][a-z0-9._-]{0,49}"' in page
+    assert (
+        "Use 1-50 lowercase letters, digits, '.', '_' or '-', starting with a letter. Reserved: blobs, cut, latest."
+    ) in page
+    assert page.count("data-alias-remove") == 1  # not for the automatic latest
+    assert page.count("data-alias-rollback") == 1
+
+
+@pytest.mark.parametrize("persona", ["outsider", "anonymous"])
+def test_only_the_owner_sees_alias_controls(request, persona, owner, public_model):
+    add_ready_version(public_model, 1)
+    services.move_alias(public_model, "production", 1, owner)
+    client = signed_in(request.getfixturevalue("outsider")) if persona == "outsider" else Client()
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "/m/alice/digits/production/model.json" in page
+    assert 'id="alias-form"' not in page
+    assert "data-alias-rollback" not in page
+    assert "data-alias-remove" not in page
+
+
+def test_alias_history_shows_who_when_from_to_and_rollbacks(owner, public_model):
+    add_ready_version(public_model, 1)
+    add_ready_version(public_model, 2)
+    services.move_alias(public_model, "production", 1, owner)
+    services.move_alias(public_model, "production", 2, owner)
+    services.rollback_alias(public_model, "production", owner)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert 'History <span class="muted">(3 moves)</span>' in page
+    moves = page.split('<ol class="alias-log">')[1].split("</ol>")[0]
+    assert moves.index("2 → 1") < moves.index("1 → 2") < moves.index("set to 1")
+    assert moves.count("by alice") == 3
+    assert moves.count('<span class="tag">rollback</span>') == 1
+    assert ">Roll back to 2</button>" in page
+
+
+def test_alias_without_an_earlier_version_cannot_be_rolled_back(owner, public_model):
+    add_ready_version(public_model, 1)
+    services.move_alias(public_model, "production", 1, owner)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert 'data-alias-rollback disabled title="No earlier version to roll back to.">Roll back</button>' in page
+    assert 'History <span class="muted">(1 move)</span>' in page
+
+
+def test_removed_alias_is_not_listed(owner, public_model):
+    add_ready_version(public_model, 1)
+    services.move_alias(public_model, "production", 1, owner)
+    services.delete_alias(public_model, "production", owner)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert 'data-alias="production"' not in page
+    assert 'data-alias="latest"' in page
+
+
+def test_layers_panel_offers_ready_layers_model_versions(client, public_model):
+    add_ready_version(public_model, 1)
+    add_ready_version(public_model, 2, output_format=Version.OutputFormat.GRAPH)
+    add_ready_version(public_model, 3)
+    add_version(public_model, 4, status=Version.Status.CONVERTING)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert '<section class="card" id="layers">' in page
+    assert "data-layers-panel" in page
+    assert (
+        '<option value="3" data-model-url="http://testserver/m/alice/digits/3/model.json" '
+        'data-layers-url="/api/v1/models/alice/digits/versions/3/layers/">3</option>'
+    ) in page
+    assert 'data-layers-url="/api/v1/models/alice/digits/versions/1/layers/"' in page
+    assert "/versions/2/layers/" not in page
+    assert "/versions/4/layers/" not in page
+    assert "a smaller download, and files the browser already cached for the full model are not fetched again" in page
+
+
+def test_layers_panel_is_hidden_for_a_graph_model(client, public_model):
+    add_ready_version(public_model, 1, output_format=Version.OutputFormat.GRAPH)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert '<section class="card" id="layers" hidden>' in page
+    assert "data-layers-url" not in page

@@ -1,9 +1,13 @@
 // Model page: upload a version through the REST API with a progress bar,
 // ask for quantized variants, poll the versions list while a conversion or
 // a variant runs, copy snippets.
-// The server renders the first view; this script keeps it current.
+// The server renders the first view; this script keeps it current. After
+// each poll it sends a "modelport:versions" event (detail: the versions) so
+// aliases.js and layers.js can follow newly ready versions.
 (() => {
   "use strict";
+
+  const { h, formatTime, snippetBlock, csrfToken, send } = window.modelport;
 
   const page = document.getElementById("model-page");
   if (!page) return;
@@ -23,19 +27,6 @@
   let pollTimer = null;
 
   // ---- rendering (mirrors registry/version_rows.html and variants.html) ----
-
-  function h(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key.startsWith("data-") || key === "role") node.setAttribute(key, value);
-      else node[key] = value;
-    }
-    for (const child of children) {
-      if (child !== null && child !== undefined && child !== "") node.append(child);
-    }
-    return node;
-  }
 
   // Same output as Django's filesizeformat (1024-based, one decimal).
   function formatSize(bytes) {
@@ -89,21 +80,8 @@
     return verified ? h("p", { class: "parity-details" }, verified.details) : "";
   }
 
-  function formatTime(iso) {
-    return `${new Date(iso).toISOString().slice(0, 16).replace("T", " ")} UTC`;
-  }
-
   function capitalize(text) {
     return text.charAt(0).toUpperCase() + text.slice(1);
-  }
-
-  function snippetBlock(text) {
-    return h(
-      "div",
-      { class: "snippet" },
-      h("code", { "data-snippet": "" }, text),
-      h("button", { type: "button", class: "button button-small copy-button" }, "Copy"),
-    );
   }
 
   // Quantizations the owner can still ask for: a failed one may be retried.
@@ -175,7 +153,12 @@
   }
 
   function versionBody(version) {
-    const attrs = { class: "version", "data-number": version.number, "data-status": version.status };
+    const attrs = {
+      class: "version",
+      "data-number": version.number,
+      "data-status": version.status,
+      "data-format": version.format,
+    };
     if (hasPendingVariants(version)) attrs["data-variants-pending"] = "";
     const body = h("tbody", attrs);
     const seconds = version.conversion_seconds;
@@ -296,6 +279,7 @@
       versions.forEach((version) => upsert(version));
       updateLatest(versions);
       updateVariantsNote(versions);
+      page.dispatchEvent(new CustomEvent("modelport:versions", { detail: versions }));
       pollError.hidden = true;
     } catch (error) {
       pollError.textContent = `Could not refresh the versions (${error.message}); trying again.`;
@@ -344,13 +328,6 @@
     }, 1800);
   });
 
-  // ---- requests that change things (session auth needs the CSRF token) ----
-
-  function csrfToken() {
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   // ---- quantized variants ----
 
   async function requestVariant(form) {
@@ -362,24 +339,14 @@
     };
     errorBox.hidden = true;
     button.disabled = true;
-    let response;
+    let body;
     try {
-      response = await fetch(form.action, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify({ quantization: form.elements.quantization.value }),
-      });
-    } catch {
-      showError("The request did not reach the server. Check your connection and try again.");
+      ({ body } = await send("POST", form.action, { quantization: form.elements.quantization.value }));
+    } catch (error) {
+      showError(error.message);
       return;
     } finally {
       button.disabled = false;
-    }
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      showError(body && body.detail ? body.detail : `The request failed: the server answered ${response.status}.`);
-      return;
     }
     upsert(body);
     variantsNote.hidden = false;
