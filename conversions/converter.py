@@ -111,8 +111,10 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict
         return convert_keras3(source, output, shard_bytes)
     keras_saved_model.check_model_classes(model_config)
     check_tfjs_support(model_config)
-    source = adapt_keepdims_pooling(source, model_config)
+    # The reference is the model as uploaded (loaded once, cached); TF.js
+    # gets a copy whose keepdims pooling it can run.
     proof = parity.keras2_proof(source)
+    source = adapt_keepdims_pooling(source, model_config)
 
     from tensorflowjs.converters import converter
 

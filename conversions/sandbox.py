@@ -94,6 +94,8 @@ def jail_command(command: list[str], scratch: Path) -> list[str]:
 
 def _die_with_parent() -> None:
     # If the Celery worker is killed (kill -9), take the sandbox with it.
+    # (Linux sends this when the *thread* that started the child ends: start
+    # the converter only from long-lived threads.)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -176,22 +178,34 @@ class Zygote:
         return reply
 
 
-_local = threading.local()
+_zygote_lock = threading.Lock()
+_the_zygote: Zygote | None = None
 
 
 def _zygote() -> Zygote:
+    global _the_zygote
     from django.conf import settings
 
-    if getattr(_local, "zygote", None) is None:
-        _local.zygote = Zygote(settings.CONVERSION_SCRATCH_DIR, settings.CONVERTER_RECYCLE_AFTER)
-    return _local.zygote
+    if _the_zygote is None:
+        _the_zygote = Zygote(settings.CONVERSION_SCRATCH_DIR, settings.CONVERTER_RECYCLE_AFTER)
+    return _the_zygote
+
+
+def warm_up() -> None:
+    """Start the warm converter now, so the first upload does not wait for
+    TensorFlow to import (called when a worker starts)."""
+    with _zygote_lock:
+        zygote = _zygote()
+        if zygote.process is None:
+            zygote._start()
 
 
 def run_converter(workdir: Path, request: dict, limits: SandboxLimits) -> dict:
     """Run one conversion; return the child's checked result dict. Raises
     ConversionError when the model failed or hit a limit."""
     (workdir / "request.json").write_text(json.dumps(request))
-    reply = _zygote().run(workdir, limits)
+    with _zygote_lock:  # one job at a time per worker process
+        reply = _zygote().run(workdir, limits)
     return _read_result(workdir, reply, limits)
 
 

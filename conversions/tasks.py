@@ -8,7 +8,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connection
 
-from conversions import services
+from conversions import sandbox, services
 from conversions.errors import SystemFailure
 from registry.storage import StorageError
 
@@ -46,3 +46,9 @@ def start_recovery_sweep(**kwargs) -> None:
             threading.Event().wait(settings.CONVERSION_RECOVERY_INTERVAL)
 
     threading.Thread(target=sweep, name="recovery-sweep", daemon=True).start()
+    # In this (the main) thread: the converter is tied to the thread that
+    # starts it (it dies with it, see sandbox._die_with_parent).
+    try:
+        sandbox.warm_up()
+    except SystemFailure:
+        logger.exception("the warm converter did not start; the first job will try again")

@@ -251,6 +251,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # The default 1 s poll adds ~0.9 s to every job on this broker.
+        "polling_interval": 0.1,
         "store_processed": False,
     }
 else:

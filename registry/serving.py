@@ -15,11 +15,19 @@ revalidated (no-cache + strong ETag, 304 on If-None-Match).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 
 from django.conf import settings
-from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.views.decorators.http import require_safe
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -28,7 +36,12 @@ from registry import cuts, storage
 from registry.models import Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
-ALIAS_CACHE_CONTROL = "public, no-cache"
+
+def cache_control(model: Model, is_alias: bool) -> str:
+    """Immutable for numbered versions and blobs, revalidated for aliases;
+    never storable by shared caches (proxies, CDNs) for a private model."""
+    scope = "public" if model.public else "private"
+    return f"{scope}, no-cache" if is_alias else f"{scope}, max-age=31536000, immutable"
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 GZIP_MIN_BYTES = 1024
 
@@ -96,7 +109,7 @@ def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
     headers = {
         "ETag": f'"{sha256}"',
-        "Cache-Control": ALIAS_CACHE_CONTROL if is_alias else IMMUTABLE_CACHE_CONTROL,
+        "Cache-Control": cache_control(version.model, is_alias),
         "Vary": "Accept-Encoding",
         "X-Modelport-Version": str(version.number),
     }
@@ -104,14 +117,25 @@ def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool
     matched = {f'"{sha256}"', f'"{sha256}-gz"'} & _if_none_match(request)
     if matched:
         return HttpResponseNotModified(headers={**headers, "ETag": matched.pop()})
-    body = storage.read_blob(key)
+    body = _read_model_json(key)
     if use_gzip and len(body) >= GZIP_MIN_BYTES:
-        body = gzip.compress(body, compresslevel=6, mtime=0)
+        body = _gzipped(body)
         headers["Content-Encoding"] = "gzip"
         headers["ETag"] = f'"{sha256}-gz"'
     response = HttpResponse(b"" if request.method == "HEAD" else body, content_type="application/json", headers=headers)
     response["Content-Length"] = str(len(body))
     return response
+
+
+@functools.lru_cache(maxsize=512)
+def _read_model_json(key: str) -> bytes:
+    """model.json keys are written once and never change: cache the bytes."""
+    return storage.read_blob(key)
+
+
+@functools.lru_cache(maxsize=512)
+def _gzipped(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 def _if_none_match(request) -> set[str]:
@@ -127,7 +151,7 @@ def serve_blob(request, owner: str, name: str, sha256: str):
     if settings.BLOB_DELIVERY == "redirect" and (redirect := _blob_redirect(model, blob)):
         return redirect
     etag = f'"{sha256}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE_CONTROL, "Accept-Ranges": "bytes"}
+    headers = {"ETag": etag, "Cache-Control": cache_control(model, False), "Accept-Ranges": "bytes"}
     if etag in _if_none_match(request):
         return HttpResponseNotModified(headers=headers)
     start, end, status = 0, blob.size - 1, 200
@@ -138,6 +162,14 @@ def serve_blob(request, owner: str, name: str, sha256: str):
         start, end, status = *parsed, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
     length = end - start + 1 if blob.size else 0
+    if status == 200 and request.method == "GET" and (path := storage.local_path(blob.key)):
+        # The WSGI server's file wrapper (sendfile) streams it, like nginx would.
+        try:
+            response = FileResponse(open(path, "rb"), content_type="application/octet-stream", headers=headers)
+        except FileNotFoundError as exc:
+            raise storage.BlobNotFound(blob.key) from exc
+        response["Content-Length"] = str(length)
+        return response
     if request.method == "HEAD" or not length:
         body = iter(())
     elif status == 206:

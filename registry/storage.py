@@ -130,6 +130,13 @@ def download_blob(key: str, destination: IO[bytes]) -> None:
         destination.write(chunk)
 
 
+def local_path(key: str) -> str | None:
+    """The file behind a blob on local-disk storage (served with sendfile),
+    or None on object storage."""
+    storage = _storage()
+    return None if _is_s3(storage) else storage.path(key)
+
+
 def signed_url(key: str, expires: int) -> str | None:
     """A time-limited direct URL to the blob in object storage, or None when
     storage is local disk (which the app must serve itself)."""

@@ -235,3 +235,10 @@ def test_allowed_origins_must_be_origins(owner_client, public_model):
 def test_model_files_allow_cross_origin_resource_timing(anon_client, public_model):
     make_ready_version(public_model, 1)
     assert anon_client.get("/m/alice/digits/1/model.json")["Timing-Allow-Origin"] == "*"
+
+
+def test_private_model_files_are_never_storable_by_shared_caches(owner_client, private_model):
+    make_ready_version(private_model, 1)
+    assert owner_client.get("/m/alice/secret/1/model.json")["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert owner_client.get("/m/alice/secret/latest/model.json")["Cache-Control"] == "private, no-cache"
+    assert owner_client.get(f"/m/alice/secret/blobs/{SHA}")["Cache-Control"] == "private, max-age=31536000, immutable"
