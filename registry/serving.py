@@ -42,6 +42,8 @@ def cache_control(model: Model, is_alias: bool) -> str:
     never storable by shared caches (proxies, CDNs) for a private model."""
     scope = "public" if model.public else "private"
     return f"{scope}, no-cache" if is_alias else f"{scope}, max-age=31536000, immutable"
+
+
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 GZIP_MIN_BYTES = 1024
 
