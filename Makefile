@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run token test test-fast lint lock chromium clean
+.PHONY: install run token test test-fast lint lock chromium clean bench-convert bench-serve
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -44,6 +44,18 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Upload→ready through gunicorn + a Celery worker against the bare
+# tensorflowjs_converter CLI on the same files, e.g. BENCH_ARGS="--repeat 5 --phases".
+bench-convert: install
+	$(BIN)/python bench/bench_convert.py $(BENCH_ARGS)
+
+# model.json and blob serving (gunicorn, and behind deploy/nginx.conf) against
+# nginx serving the same files, with wrk on loopback.
+bench-serve: install
+	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
+	$(BIN)/python bench/bench_serve.py $(BENCH_ARGS)
 
 # Re-resolve requirements.in into requirements.lock in a throwaway venv.
 lock:

@@ -1,6 +1,10 @@
 """Benchmark: Modelport serving model.json and weight blobs, against nginx
 serving the very same files from the same disk, in the same run.
 
+Two Modelport setups are measured: gunicorn alone (4 workers), and the
+documented production setup, deploy/nginx.conf (an nginx that caches what
+the app marks public and immutable) in front of that gunicorn.
+
     .venv/bin/python bench/bench_serve.py [--seconds 10] [--connections 16] [--json PATH]
 
 Publishes two converted models into a temporary data directory (a
@@ -50,6 +54,18 @@ http {{
     }}
 }}
 """
+
+
+def production_proxy_conf(work: Path, port: int, app_port: int) -> str:
+    """deploy/nginx.conf, pointed at this run's gunicorn, port and cache."""
+    conf = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
+    cache = work / "proxy-cache"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    conf = conf.replace("server web:8000;", f"server 127.0.0.1:{app_port};")
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("/var/cache/modelport", str(cache)).replace("max_size=20g", "max_size=1g")
+    return f"pid {work}/proxy.pid;\nerror_log {work}/proxy-error.log;\n" + conf
 
 
 def free_port() -> int:
@@ -201,24 +217,36 @@ def main() -> None:
         conf.write_text(NGINX_CONF.format(root=work, port=nginx_port, storage=var / "storage"))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         processes.append(subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], start_new_session=True))
+        proxy_port = free_port()
+        proxy_conf = work / "proxy.conf"
+        proxy_conf.write_text(production_proxy_conf(work, proxy_port, app_port))
+        processes.append(subprocess.Popen([nginx, "-c", str(proxy_conf), "-g", "daemon off;"], start_new_session=True))
         app, web = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{nginx_port}"
+        proxy = f"http://127.0.0.1:{proxy_port}"
         wait_for(f"{app}/api/v1/models/")
         wait_for(f"{web}/")
+        wait_for(f"{proxy}/api/v1/models/")
 
         targets = []
         for name, item in urls.items():
-            targets.append((f"{name} model.json", f"{app}/m/bench/{name}/1/model.json", f"{web}/{item['model_json']}"))
+            path = f"/m/bench/{name}/1/model.json"
+            targets.append((f"{name} model.json", path, f"{web}/{item['model_json']}"))
             label = f"{name} blob ({item['blob_size'] / 1024:.0f} KiB)"
-            targets.append((label, f"{app}/m/bench/{name}/blobs/{item['blob']}", f"{web}/blobs/sha256/{item['blob']}"))
-        for _, app_url, nginx_url in targets:  # same bytes from both
-            mine, theirs = requests.get(app_url), requests.get(nginx_url)
-            if mine.status_code != 200 or theirs.status_code != 200 or mine.content != theirs.content:
-                raise SystemExit(f"{app_url} ({mine.status_code}) and {nginx_url} ({theirs.status_code}) differ")
+            targets.append((label, f"/m/bench/{name}/blobs/{item['blob']}", f"{web}/blobs/sha256/{item['blob']}"))
+        for _, path, nginx_url in targets:  # same bytes from all three
+            theirs = requests.get(nginx_url)
+            for base in (app, proxy):
+                mine = requests.get(base + path)
+                if mine.status_code != 200 or theirs.status_code != 200 or mine.content != theirs.content:
+                    raise SystemExit(f"{base + path} ({mine.status_code}) and {nginx_url} differ")
 
+        for _, path, _ in targets:  # fill the proxy cache for wrk's request (no Accept-Encoding)
+            requests.get(proxy + path, headers={"Accept-Encoding": None})
         results = []
-        for label, app_url, nginx_url in targets:
+        for label, path, nginx_url in targets:
             measured = {"nginx": run_wrk(nginx_url, args.seconds, args.connections)}
-            measured["modelport"] = run_wrk(app_url, args.seconds, args.connections)
+            measured["gunicorn"] = run_wrk(app + path, args.seconds, args.connections)
+            measured["production"] = run_wrk(proxy + path, args.seconds, args.connections)
             results.append({"target": label, **measured})
     finally:
         for process in processes:
@@ -229,21 +257,24 @@ def main() -> None:
                 os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, loopback, {os.cpu_count()} cores; "
-          "Modelport = gunicorn --workers 4 (local-disk storage, app delivery)\n")  # fmt: skip
+    print(
+        f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, loopback, {os.cpu_count()} cores; nginx = static files; "
+        "gunicorn = Modelport alone (4 workers, local disk); production = deploy/nginx.conf in front of it\n"
+    )
     header = f"{'URL':34} {'server':10} {'req/s':>9} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
     print(header)
     print("-" * len(header))
     for row in results:
-        for server in ("nginx", "modelport"):
+        for server in ("nginx", "gunicorn", "production"):
             m = row[server]
             print(
                 f"{row['target']:34} {server:10} {m['requests_per_s']:9.0f} {m['mb_per_s']:9.1f} "
                 f"{m['p50_ms']:8.2f} {m['p99_ms']:8.2f}"
             )
-        ratio_rps = row["modelport"]["requests_per_s"] / row["nginx"]["requests_per_s"]
-        ratio_mbs = row["modelport"]["mb_per_s"] / row["nginx"]["mb_per_s"]
-        print(f"{'':34} {'ratio':10} {ratio_rps:9.2f} {ratio_mbs:9.2f}")
+        for server in ("gunicorn", "production"):
+            ratio_rps = row[server]["requests_per_s"] / row["nginx"]["requests_per_s"]
+            ratio_mbs = row[server]["mb_per_s"] / row["nginx"]["mb_per_s"]
+            print(f"{'':34} {server[:4] + '/nginx':10} {ratio_rps:9.2f} {ratio_mbs:9.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
