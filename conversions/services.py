@@ -244,5 +244,6 @@ def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
         "atol": settings.PARITY_ATOL,
         "rtol": settings.PARITY_RTOL,
         "variants": variants,
+        "signature": version.signature or "serving_default",
     }
     return run_converter(scratch, request, limits)

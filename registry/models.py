@@ -102,6 +102,8 @@ class Version(models.Model):
     upload_sha256 = models.CharField(max_length=64)
     upload_key = models.CharField(max_length=512)
     requested_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
+    # SavedModels: which signature becomes the graph model (empty: serving_default).
+    signature = models.CharField(max_length=128, blank=True)
 
     input_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
     output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)

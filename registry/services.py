@@ -57,6 +57,7 @@ def upload_version(
     filename: str,
     requested_format: str = "",
     variants: list[str] | None = None,
+    signature: str = "",
 ) -> Version:
     """Store the upload, create the next version and queue its conversion.
 
@@ -82,6 +83,7 @@ def upload_version(
         upload_sha256=sha256,
         requested_format=requested_format,
         variants={quantization: {"status": "pending"} for quantization in variants or []},
+        signature=signature,
     )
     version.upload_key = f"uploads/{version.uid}/upload"
     storage.put_blob(version.upload_key, fileobj)

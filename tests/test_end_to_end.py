@@ -190,3 +190,23 @@ def wait_variant(api, version_url: str, quantization: str, timeout: float = 120)
         if variants[quantization]["status"] != "pending" or time.monotonic() > deadline:
             return variants[quantization]
         time.sleep(0.5)
+
+
+def test_saved_model_signature_is_chosen_by_name(registry, token, tmp_path):
+    path, inputs, expected = zoo.two_signature_saved_model_zip(tmp_path)
+    api = registry.api(token)
+    assert api.post(f"{registry.url}/api/v1/models/", json={"name": "signatures"}).status_code == 201
+    url = f"{registry.url}/api/v1/models/alice/signatures/versions/"
+    for number, signature in enumerate(("", "logits", "nope"), start=1):
+        with open(path, "rb") as handle:
+            api.post(url, files={"file": (path.name, handle)}, data={"signature": signature})
+        version = registry.wait_final(api, "alice", "signatures", number)
+        if signature == "nope":
+            assert version["status"] == "failed"
+            assert version["error"].startswith(
+                "The SavedModel has no signature named 'nope' (available: logits, serving_default)."
+            )
+            continue
+        assert version["status"] == "ready", version["error"]
+        predicted = tfjs_predict(version["model_url"], "graph", inputs, tmp_path)
+        np.testing.assert_allclose(predicted[0], expected[signature or "serving_default"], atol=TOLERANCE, rtol=0)

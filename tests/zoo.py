@@ -191,3 +191,35 @@ def retrained_head_pair(directory: Path) -> tuple[Path, Path, list[np.ndarray], 
     model.save(second)
     xs = _inputs((2, 128, 128, 3))
     return first, second, xs, [model.predict(xs[0], verbose=0)]
+
+
+def two_signature_saved_model_zip(directory: Path) -> tuple[Path, list[np.ndarray], dict[str, np.ndarray]]:
+    """A SavedModel with two signatures, `serving_default` and `logits`."""
+    import tensorflow as tf
+
+    class Classifier(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.random.default_rng(4).normal(size=(5, 3)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32, name="x")])
+        def logits(self, x):
+            return {"logits": tf.matmul(x, self.w)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32, name="x")])
+        def probabilities(self, x):
+            return {"probabilities": tf.nn.softmax(tf.matmul(x, self.w))}
+
+    module = Classifier()
+    export_dir = directory / "two-signatures"
+    tf.saved_model.save(
+        module, str(export_dir), signatures={"serving_default": module.probabilities, "logits": module.logits}
+    )
+    path = directory / "two-signatures.zip"
+    zip_directory(export_dir, path)
+    xs = _inputs((3, 5))
+    expected = {
+        "serving_default": module.probabilities(tf.constant(xs[0]))["probabilities"].numpy(),
+        "logits": module.logits(tf.constant(xs[0]))["logits"].numpy(),
+    }
+    return path, xs, expected

@@ -31,7 +31,7 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Version
         fields = [
-            "number", "status", "error", "failure", "format", "input_format", "converter_version",
+            "number", "status", "error", "failure", "format", "input_format", "signature", "converter_version",
             "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
             "conversion_seconds", "attempts", "parity", "variants",
         ]  # fmt: skip
@@ -73,6 +73,10 @@ class VersionUploadSerializer(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=Version.InputFormat.choices, required=False, allow_blank=True,
         help_text="Override format detection.",
+    )  # fmt: skip
+    signature = serializers.RegexField(
+        r"^[A-Za-z0-9_.-]{1,128}$", required=False, allow_blank=True,
+        help_text="SavedModel signature to convert (default serving_default).",
     )  # fmt: skip
     variants = serializers.ListField(
         child=serializers.ChoiceField(choices=Version.Quantization.choices), required=False,

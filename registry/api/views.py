@@ -82,7 +82,13 @@ class VersionList(generics.ListAPIView):
         file = upload.validated_data["file"]
         data = upload.validated_data
         version = services.upload_version(
-            model, request.user, file, file.name, data.get("format", ""), data.get("variants", [])
+            model,
+            request.user,
+            file,
+            file.name,
+            data.get("format", ""),
+            data.get("variants", []),
+            data.get("signature", ""),
         )
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
