@@ -18,6 +18,7 @@ from conversions.errors import ConversionError
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
 BATCH = 2
+RAW_TYPES = {"float32": "<f4", "int32": "<i4", "bool": "u1"}
 FREE_DIMENSION = 16
 
 
@@ -69,12 +70,12 @@ def run_tfjs(
     output_names: list[str] | None = None,
     timeout: float = 600,
 ) -> list[np.ndarray]:
-    spec: dict = {
-        "inputs": [
-            {"shape": list(array.shape), "dtype": _tfjs_dtype(array), "data": array.ravel().tolist()}
-            for array in inputs
-        ]
-    }
+    spec: dict = {"inputs": []}
+    for index, array in enumerate(inputs):
+        dtype = _tfjs_dtype(array)
+        raw = workdir / f"parity-input-{index}.bin"
+        raw.write_bytes(np.ascontiguousarray(array).astype(RAW_TYPES[dtype]).tobytes())
+        spec["inputs"].append({"shape": list(array.shape), "dtype": dtype, "file": str(raw)})
     if input_names:
         for item, name in zip(spec["inputs"], input_names, strict=True):
             item["name"] = name

@@ -3,7 +3,8 @@
 //   node predict.mjs --url URL | --dir DIR  --kind layers|graph  --inputs FILE
 //                    [--header "Name: value"]
 //
-// FILE holds {"inputs": [{"dtype": "float32", "shape": [...], "data": [...],
+// FILE holds {"inputs": [{"dtype": "float32", "shape": [...], "data": [...] or
+// "file": "raw little-endian values.bin",
 // "name": "x:0" (optional, graph models)}], "outputs": ["Identity:0", ...]
 // (optional, graph models: which nodes to return, in that order)}.
 // Prints {"outputs": [{"shape": [...], "data": [...]}], "backend": "cpu"}.
@@ -66,7 +67,15 @@ async function main() {
     ? await tf.loadGraphModel(source, options)
     : await tf.loadLayersModel(source, options);
   const spec = JSON.parse(await readFile(args.inputs, 'utf8'));
-  const inputs = spec.inputs.map((t) => tf.tensor(t.data, t.shape, t.dtype || 'float32'));
+  const typed = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
+  const inputs = await Promise.all(spec.inputs.map(async (t) => {
+    if (!t.file) return tf.tensor(t.data, t.shape, t.dtype || 'float32');
+    // Raw little-endian values: large image batches as JSON cost seconds to parse.
+    const bytes = await readFile(t.file);
+    const Typed = typed[t.dtype || 'float32'];
+    const values = new Typed(bytes.buffer, bytes.byteOffset, bytes.byteLength / Typed.BYTES_PER_ELEMENT);
+    return tf.tensor(values, t.shape, t.dtype || 'float32');
+  }));
   let feed = inputs.length === 1 ? inputs[0] : inputs;
   if (spec.inputs.every((t) => t.name)) {
     feed = Object.fromEntries(spec.inputs.map((t, i) => [t.name, inputs[i]]));
