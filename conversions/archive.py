@@ -111,10 +111,15 @@ def _extract_tar(archive_path: Path, destination: Path, limits: Limits, compress
 
 
 def find_saved_model_dir(root: Path) -> Path:
-    """The directory holding saved_model.pb: the root or one directory down."""
-    candidates = sorted(p.parent for p in root.rglob("saved_model.pb"))
+    """The directory holding saved_model.pb, the shallowest one."""
+    return find_dir_with(root, "saved_model.pb")
+
+
+def find_dir_with(root: Path, filename: str) -> Path:
+    """The shallowest directory under ``root`` holding ``filename``."""
+    candidates = sorted(p.parent for p in root.rglob(filename) if p.is_file())
     if not candidates:
-        raise ConversionError("The archive contains no saved_model.pb.")
+        raise ConversionError(f"The archive contains no {filename}.")
     return min(candidates, key=lambda p: len(p.parts))
 
 

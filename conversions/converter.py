@@ -14,9 +14,9 @@ import shutil
 import traceback
 from pathlib import Path
 
-from conversions import keras3, keras_saved_model, layout, parity
+from conversions import keras3, keras_saved_model, layout, parity, tfjs_input
 from conversions.errors import ConversionError
-from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL
+from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL, TFJS
 
 GLOBAL_POOLING = keras_saved_model.GLOBAL_POOLING
 
@@ -211,15 +211,35 @@ def run(request: dict, workdir: Path) -> dict:
         proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
     elif input_format == KERAS_V3:
         result, proof = convert_keras3(source, output, shard_bytes)
+    elif input_format == TFJS:
+        result = tfjs_input.normalise(source, output, shard_bytes)
+        proof = None
     else:
         raise ConversionError(f"Unknown input format {input_format!r}.")
     layout.regroup(output, shard_bytes)
-    result["parity"] = proof.check(output, workdir, tolerance)
-    result["layers"] = proof.layers
+    if input_format == TFJS:
+        if result["output_format"] == "graph-model":
+            return finish(result, tfjs_input.graph_self_check(output, workdir), [], request, no_reference=True)
+        proof = tfjs_input.layers_proof(output)
+    figures = proof.check(output, workdir, tolerance)
     result["variants"] = {
         quantization: make_variant(output, workdir, quantization, shard_bytes, proof)
         for quantization in request.get("variants", [])
     }
+    return finish(result, figures, proof.layers, request)
+
+
+def finish(result: dict, figures: dict, layers: list[dict], request: dict, no_reference: bool = False) -> dict:
+    result["parity"] = figures
+    result["layers"] = layers
+    if no_reference:
+        result["variants"] = {
+            quantization: {
+                "ok": False,
+                "error": "Variants are checked against TensorFlow; this upload has no original.",
+            }
+            for quantization in request.get("variants", [])
+        }
     import tensorflowjs
 
     result["converter_version"] = f"tensorflowjs {tensorflowjs.__version__}"

@@ -16,7 +16,9 @@ KERAS_H5 = "keras-h5"
 KERAS_V3 = "keras-v3"
 SAVED_MODEL = "saved-model"
 KERAS_SAVED_MODEL = "keras-saved-model"
-INPUT_FORMATS = (KERAS_H5, KERAS_V3, SAVED_MODEL, KERAS_SAVED_MODEL)
+TFJS = "tfjs"
+INPUT_FORMATS = (KERAS_H5, KERAS_V3, SAVED_MODEL, KERAS_SAVED_MODEL, TFJS)
+ARCHIVE_FORMATS = (SAVED_MODEL, KERAS_SAVED_MODEL, TFJS)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -25,7 +27,7 @@ NOT_A_MODEL = (
     "or a TensorFlow SavedModel directory packed as .zip or .tar.gz."
 )
 NO_SAVED_MODEL = (
-    "The archive contains no saved_model.pb. Pack the SavedModel directory itself "
+    "The archive contains no saved_model.pb (nor a TF.js model.json). Pack the SavedModel directory itself "
     "(the folder with saved_model.pb and variables/)."
 )
 
@@ -69,4 +71,6 @@ def detect_format(fileobj: IO[bytes]) -> str:
         return KERAS_V3
     if "saved_model.pb" in basenames:
         return KERAS_SAVED_MODEL if "keras_metadata.pb" in basenames else SAVED_MODEL
+    if "model.json" in basenames:
+        return TFJS
     raise ConversionError(NO_SAVED_MODEL)

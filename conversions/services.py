@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from conversions import archive
 from conversions.errors import ConversionError, SystemFailure
-from conversions.formats import KERAS_H5, KERAS_SAVED_MODEL, KERAS_V3, SAVED_MODEL, detect_format
+from conversions.formats import ARCHIVE_FORMATS, KERAS_H5, KERAS_V3, TFJS, detect_format
 from conversions.publish import store
 from conversions.sandbox import SandboxLimits, run_converter
 from registry import storage
@@ -227,10 +227,10 @@ def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
     Version.objects.filter(pk=version.pk).update(input_format=input_format)
     # Keras picks its loader by file extension.
     source = upload_path.rename(upload_path.with_suffix(UPLOAD_SUFFIXES.get(input_format, "")))
-    if input_format in (SAVED_MODEL, KERAS_SAVED_MODEL):
+    if input_format in ARCHIVE_FORMATS:
         unpacked = scratch / "input"
         archive.extract(source, unpacked)
-        source = archive.find_saved_model_dir(unpacked)
+        source = archive.find_dir_with(unpacked, "model.json" if input_format == TFJS else "saved_model.pb")
     limits = SandboxLimits(
         timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
         memory_bytes=settings.CONVERSION_MEMORY_BYTES,

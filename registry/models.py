@@ -77,6 +77,7 @@ class Version(models.Model):
         KERAS_V3 = "keras-v3", "Keras 3 (.keras)"
         SAVED_MODEL = "saved-model", "TensorFlow SavedModel"
         KERAS_SAVED_MODEL = "keras-saved-model", "Keras SavedModel (tf-keras model.save(dir))"
+        TFJS = "tfjs", "TF.js model (model.json + weights)"
 
     class Quantization(models.TextChoices):
         FLOAT16 = "float16"

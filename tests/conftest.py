@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -7,6 +9,10 @@ from rest_framework.test import APIClient
 from registry import services
 
 pytest_plugins = ["tests.e2e_fixtures"]
+
+# tensorflow_decision_forests (imported by tensorflowjs) imports IPython to
+# print a banner when stdout is not a terminal, as under pytest.
+os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -210,3 +210,17 @@ def test_saved_model_signature_is_chosen_by_name(registry, token, tmp_path):
         assert version["status"] == "ready", version["error"]
         predicted = tfjs_predict(version["model_url"], "graph", inputs, tmp_path)
         np.testing.assert_allclose(predicted[0], expected[signature or "serving_default"], atol=TOLERANCE, rtol=0)
+
+
+def test_already_converted_tfjs_models_are_validated_relaid_and_hosted(registry, token, tmp_path):
+    for name, built in zoo.tfjs_zips(tmp_path).items():
+        version = create_and_upload(registry, token, f"tfjs-{name}", built.path)
+        assert version["status"] == "ready", version["error"]
+        assert version["input_format"] == "tfjs"
+        assert version["format"] == f"{name}-model"
+        if name == "layers":  # rebuilt in TensorFlow from the TF.js files and compared
+            assert version["parity"]["passed"] is True and version["parity"]["max_abs_error"] <= TOLERANCE
+        else:  # nothing to compare with: it ran in TF.js with finite outputs
+            assert version["parity"]["reference"] == "none"
+        predicted = tfjs_predict(version["model_url"], built.kind, built.inputs, tmp_path)
+        np.testing.assert_allclose(predicted[0], built.expected[0], atol=TOLERANCE, rtol=0)

@@ -223,3 +223,21 @@ def two_signature_saved_model_zip(directory: Path) -> tuple[Path, list[np.ndarra
         "logits": module.logits(tf.constant(xs[0]))["logits"].numpy(),
     }
     return path, xs, expected
+
+
+def tfjs_zips(directory: Path) -> dict[str, Built]:
+    """Models already converted with tensorflowjs (model.json + shards),
+    zipped inside a folder, as users download them from elsewhere."""
+    from tensorflowjs.converters import converter, tf_saved_model_conversion_v2
+
+    cnn, scorer = keras2_cnn_h5(directory), saved_model_zip(directory)
+    layers_dir = directory / "tfjs-layers" / "web_model"
+    converter.dispatch_keras_h5_to_tfjs_layers_model_conversion(str(cnn.path), output_dir=str(layers_dir))
+    graph_dir = directory / "tfjs-graph" / "web_model"
+    tf_saved_model_conversion_v2.convert_tf_saved_model(str(directory / "scorer"), str(graph_dir))
+    built = {}
+    for name, model_dir, original in (("layers", layers_dir.parent, cnn), ("graph", graph_dir.parent, scorer)):
+        path = directory / f"tfjs-{name}.zip"
+        zip_directory(model_dir, path)
+        built[name] = Built(path, original.kind, original.inputs, original.expected)
+    return built

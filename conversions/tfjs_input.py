@@ -1,0 +1,119 @@
+"""Already-converted TF.js models (model.json + weight files, zipped or
+tarred): validated, re-laid out like any conversion, and proven.
+
+Layers models are proven against TensorFlow: tf-keras rebuilds the model
+from the TF.js topology (only after every class in it was checked to be a
+built-in layer TF.js supports) and the weights Modelport itself wrote.
+Graph models have no TensorFlow original to compare with: they are run in
+TF.js on deterministic inputs, which must give finite outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from conversions import parity
+from conversions.errors import ConversionError
+
+SAFE_PATH = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$")
+MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
+
+
+def read_model_json(source: Path) -> dict:
+    path = source / "model.json"
+    if path.stat().st_size > MAX_MODEL_JSON_BYTES:
+        raise ConversionError("model.json is larger than 64 MiB.")
+    try:
+        document = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise ConversionError(f"model.json is not valid JSON: {exc}.") from None
+    if not isinstance(document, dict) or not isinstance(document.get("modelTopology"), dict):
+        raise ConversionError("model.json has no modelTopology: it is not a TF.js model.")
+    manifest = document.get("weightsManifest")
+    if not isinstance(manifest, list) or not all(isinstance(g, dict) for g in manifest):
+        raise ConversionError("model.json has no weightsManifest: it is not a TF.js model.")
+    for group in manifest:
+        for name in group.get("paths", []):
+            if not isinstance(name, str) or not SAFE_PATH.match(name) or ".." in name.split("/"):
+                raise ConversionError(f"model.json refers to a weight file outside the model: {name!r}.")
+            if not (source / name).is_file():
+                raise ConversionError(f"The weight file {name!r} named in model.json is missing from the archive.")
+    return document
+
+
+def output_format(document: dict) -> str:
+    return "graph-model" if "node" in document["modelTopology"] else "layers-model"
+
+
+def normalise(source: Path, output: Path, shard_bytes: int) -> dict:
+    """Rewrite the weights with Modelport's sharding; keep everything else."""
+    from tensorflowjs import read_weights, write_weights
+
+    document = read_model_json(source)
+    try:
+        entries = read_weights.read_weights(document["weightsManifest"], str(source), flatten=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConversionError(f"The weight files do not match model.json: {str(exc)[:300]}") from None
+    output.mkdir(parents=True)
+    document["weightsManifest"] = write_weights.write_weights(
+        [entries], str(output), shard_size_bytes=shard_bytes, write_manifest=False
+    )
+    (output / "model.json").write_text(json.dumps(document))
+    return {"output_format": output_format(document)}
+
+
+def layers_proof(output: Path) -> parity.Proof:
+    from conversions.converter import check_tfjs_support
+    from conversions.keras_saved_model import check_model_classes
+
+    topology = json.loads((output / "model.json").read_text())["modelTopology"]
+    model_config = topology.get("model_config", topology)
+    check_model_classes(model_config)
+    check_tfjs_support(model_config)
+    from tensorflowjs.converters import keras_tfjs_loader
+
+    try:
+        model = keras_tfjs_loader.load_keras_model(str(output / "model.json"))
+    except Exception as exc:  # untrusted topology: any failure is the file's
+        raise ConversionError(f"TensorFlow could not rebuild the TF.js model to check it: {str(exc)[:300]}") from None
+    specs = [parity.InputSpec(t.name, tuple(t.shape), t.dtype.name) for t in model.inputs]
+    inputs = parity.make_inputs(specs)
+    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    layers = [{"name": layer.name, "class_name": type(layer).__name__, "output_shape": None} for layer in model.layers]
+    return parity.Proof("layers", specs, inputs, [np.asarray(o) for o in outputs], layers=layers)
+
+
+def graph_self_check(output: Path, workdir: Path) -> dict:
+    """No TensorFlow original: run it in TF.js and require finite outputs."""
+    signature = json.loads((output / "model.json").read_text()).get("signature") or {}
+    inputs_spec = signature.get("inputs") or {}
+    if not inputs_spec:
+        raise ConversionError("The TF.js graph model has no signature, so Modelport cannot tell what inputs it takes.")
+    keys = sorted(inputs_spec)
+    specs = [
+        parity.InputSpec(
+            key,
+            tuple(
+                None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in inputs_spec[key]["tensorShape"]["dim"]
+            ),
+            {"DT_INT32": "int32", "DT_BOOL": "bool"}.get(inputs_spec[key].get("dtype"), "float32"),
+        )
+        for key in keys
+    ]
+    inputs = parity.make_inputs(specs)
+    names = [inputs_spec[key]["name"] for key in keys]
+    actual = parity.run_tfjs(output, "graph", inputs, workdir, names)
+    if not all(np.all(np.isfinite(out)) for out in actual):
+        raise ConversionError("The TF.js graph model produces non-finite outputs on ordinary inputs.")
+    return {
+        "reference": "none",
+        "passed": True,
+        "inputs": [
+            {"name": s.name, "shape": list(a.shape), "dtype": str(a.dtype)} for s, a in zip(specs, inputs, strict=True)
+        ],
+    }
