@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
+import zipfile
+from pathlib import PurePosixPath
 from typing import IO
 
 from django.conf import settings
@@ -193,3 +196,28 @@ def delete_alias(model: Model, name: str, user) -> None:
             raise RegistryError(f"Model '{model.full_name}' has no alias '{name}'.", status=404)
         AliasMove.objects.create(model=model, alias=name, from_version=alias.version, to_version=None, moved_by=user)
         alias.delete()
+
+
+def pack_directory(files: list, paths: list[str]) -> tuple[IO[bytes], str]:
+    """A model directory uploaded as separate files (a browser's folder
+    picker) becomes one zip, so it flows like any archive upload."""
+    packed = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, suffix=".zip")
+    seen: set[str] = set()
+    total = 0
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
+        for upload, path in zip(files, paths, strict=True):
+            clean = PurePosixPath(path.replace("\\", "/"))
+            if clean.is_absolute() or ".." in clean.parts or not clean.parts or str(clean) in seen:
+                raise RegistryError(f"The path {path!r} is not a relative path inside the model directory.")
+            seen.add(str(clean))
+            total += upload.size
+            if total > settings.MAX_UPLOAD_BYTES:
+                raise RegistryError(
+                    f"The upload is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.", status=413
+                )
+            with archive.open(str(clean), "w") as target:
+                for chunk in upload.chunks():
+                    target.write(chunk)
+    packed.seek(0)
+    top = PurePosixPath(paths[0]).parts
+    return packed, f"{top[0] if len(top) > 1 else 'model'}.zip"

@@ -55,7 +55,7 @@ def test_upload_rejects_zip_without_saved_model(owner_client, public_model):
 def test_upload_without_file_field_is_400(owner_client, public_model):
     response = owner_client.post(URL, {}, format="multipart")
     assert response.status_code == 400
-    assert response.json()["detail"] == "file: No file was submitted."
+    assert response.json()["detail"] == "Send either one `file`, or a directory as `files` with `paths`."
 
 
 def test_upload_to_unknown_model_is_404(owner_client):
@@ -134,3 +134,46 @@ def test_outsider_cannot_ask_for_variants(outsider_client, owner_client, public_
     owner_client.post(URL, {"file": h5_like()}, format="multipart")
     response = outsider_client.post(URL + "1/variants/", {"quantization": "uint8"}, format="json")
     assert response.status_code == 403
+
+
+def directory_upload(paths: dict[str, bytes]) -> dict:
+    from django.core.files.uploadedfile import SimpleUploadedFile as Upload
+
+    return {
+        "files": [Upload(path.rsplit("/", 1)[-1], data) for path, data in paths.items()],
+        "paths": list(paths),
+    }
+
+
+def test_a_model_directory_can_be_uploaded_as_its_files(owner_client, public_model):
+    import io
+    import zipfile
+
+    from registry import storage
+
+    payload = directory_upload({"export/saved_model.pb": b"pb", "export/variables/variables.index": b"idx"})
+    response = owner_client.post(URL, payload, format="multipart")
+    assert response.status_code == 202, response.json()
+    assert response.json()["upload"]["name"] == "export.zip"
+    stored = zipfile.ZipFile(io.BytesIO(storage.read_blob(Version.objects.get().upload_key)))
+    assert sorted(stored.namelist()) == ["export/saved_model.pb", "export/variables/variables.index"]
+    assert stored.read("export/variables/variables.index") == b"idx"
+
+
+def test_directory_upload_refuses_paths_leaving_the_directory(owner_client, public_model):
+    response = owner_client.post(URL, directory_upload({"../saved_model.pb": b"pb"}), format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The path '../saved_model.pb' is not a relative path inside the model directory."
+    }
+    assert not Version.objects.exists()
+
+
+def test_directory_upload_needs_one_path_per_file(owner_client, public_model):
+    payload = directory_upload({"saved_model.pb": b"pb"})
+    payload["paths"] = []
+    response = owner_client.post(URL, payload, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Send one `paths` entry (the relative path) for each of `files`."
+    both = owner_client.post(URL, {"file": h5_like(), **directory_upload({"a": b"1"})}, format="multipart")
+    assert both.json()["detail"] == "Send either one `file`, or a directory as `files` with `paths`."

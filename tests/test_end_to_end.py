@@ -224,3 +224,27 @@ def test_already_converted_tfjs_models_are_validated_relaid_and_hosted(registry,
             assert version["parity"]["reference"] == "none"
         predicted = tfjs_predict(version["model_url"], built.kind, built.inputs, tmp_path)
         np.testing.assert_allclose(predicted[0], built.expected[0], atol=TOLERANCE, rtol=0)
+
+
+def test_saved_model_uploaded_as_its_directory_files(registry, token, models, tmp_path):
+    built = models["scorer"]
+    export_dir = built.path.parent / "scorer"  # the directory zoo.saved_model_zip zipped
+    files = sorted(p for p in export_dir.rglob("*") if p.is_file())
+    api = registry.api(token)
+    assert api.post(f"{registry.url}/api/v1/models/", json={"name": "folder"}).status_code == 201
+    handles = [open(p, "rb") for p in files]
+    try:
+        response = api.post(
+            f"{registry.url}/api/v1/models/alice/folder/versions/",
+            files=[("files", (p.name, h)) for p, h in zip(files, handles, strict=True)],
+            data={"paths": [f"scorer/{p.relative_to(export_dir).as_posix()}" for p in files]},
+        )
+    finally:
+        for handle in handles:
+            handle.close()
+    assert response.status_code == 202, response.text
+    version = registry.wait_final(api, "alice", "folder", 1)
+    assert version["status"] == "ready", version["error"]
+    assert (version["input_format"], version["format"]) == ("saved-model", "graph-model")
+    predicted = tfjs_predict(version["model_url"], "graph", built.inputs, tmp_path)
+    np.testing.assert_allclose(predicted[0], built.expected[0], atol=TOLERANCE, rtol=0)

@@ -68,8 +68,17 @@ class VersionSerializer(serializers.ModelSerializer):
 
 class VersionUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
-        allow_empty_file=True, help_text="The model: .h5, .keras, or a SavedModel as .zip/.tar.gz"
-    )
+        allow_empty_file=True, required=False,
+        help_text="The model: .h5, .keras, or a SavedModel / TF.js model as .zip/.tar.gz",
+    )  # fmt: skip
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), required=False,
+        help_text="Instead of `file`: a model directory's files (e.g. a SavedModel), with `paths`.",
+    )  # fmt: skip
+    paths = serializers.ListField(
+        child=serializers.CharField(max_length=1024), required=False,
+        help_text="The relative path of each of `files`, in the same order (e.g. variables/variables.index).",
+    )  # fmt: skip
     format = serializers.ChoiceField(
         choices=Version.InputFormat.choices, required=False, allow_blank=True,
         help_text="Override format detection.",
@@ -82,6 +91,13 @@ class VersionUploadSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=Version.Quantization.choices), required=False,
         help_text="Quantized variants to make as well (repeat the field for several).",
     )  # fmt: skip
+
+    def validate(self, data: dict) -> dict:
+        if bool(data.get("file")) == bool(data.get("files")):
+            raise serializers.ValidationError("Send either one `file`, or a directory as `files` with `paths`.")
+        if data.get("files") and len(data["files"]) != len(data.get("paths", [])):
+            raise serializers.ValidationError("Send one `paths` entry (the relative path) for each of `files`.")
+        return data
 
 
 class VariantRequestSerializer(serializers.Serializer):

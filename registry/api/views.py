@@ -79,13 +79,16 @@ class VersionList(generics.ListAPIView):
         model = owned_model(request, owner, name)
         upload = VersionUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        file = upload.validated_data["file"]
         data = upload.validated_data
+        if data.get("files"):
+            file, filename = services.pack_directory(data["files"], data["paths"])
+        else:
+            file, filename = data["file"], data["file"].name
         version = services.upload_version(
             model,
             request.user,
             file,
-            file.name,
+            filename,
             data.get("format", ""),
             data.get("variants", []),
             data.get("signature", ""),
