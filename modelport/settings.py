@@ -206,6 +206,8 @@ S3_CORS_ORIGINS = envlist("S3_CORS_ORIGINS", "*")
 # Upload limits. Django has no total cap of its own.
 MAX_UPLOAD_BYTES = envint("MODELPORT_MAX_UPLOAD_BYTES", 2 * 1024**3)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A model folder (SavedModel, TF.js shards) can hold many files.
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("MODELPORT_MAX_UPLOAD_FILES", 10_000)
 
 # Conversion sandbox limits.
 CONVERSION_TIMEOUT_SECONDS = envint("MODELPORT_CONVERSION_TIMEOUT", 900)

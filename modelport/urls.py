@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("registry.urls")),
 ]
 
+handler400 = "registry.errors.bad_request"
 handler404 = "registry.errors.not_found"
 handler500 = "registry.errors.server_error"

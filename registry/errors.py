@@ -19,6 +19,12 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception=None):
+    if request.path.startswith(MACHINE_PREFIXES):
+        return JsonResponse({"detail": "The request could not be read (too many files or fields?)."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     if request.path.startswith(MACHINE_PREFIXES):
         return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)

@@ -177,3 +177,10 @@ def test_directory_upload_needs_one_path_per_file(owner_client, public_model):
     assert response.json()["detail"] == "Send one `paths` entry (the relative path) for each of `files`."
     both = owner_client.post(URL, {"file": h5_like(), **directory_upload({"a": b"1"})}, format="multipart")
     assert both.json()["detail"] == "Send either one `file`, or a directory as `files` with `paths`."
+
+
+def test_too_many_files_is_a_400_in_json(owner_client, public_model, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    response = owner_client.post(URL, directory_upload({f"m/f{i}": b"x" for i in range(3)}), format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request could not be read (too many files or fields?)."}

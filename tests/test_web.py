@@ -132,6 +132,23 @@ def test_other_user_does_not_see_upload_form(outsider, public_model):
     assert 'id="upload-form"' not in page
 
 
+def test_owner_can_choose_a_model_folder_instead_of_a_file(owner, public_model):
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert '<input id="upload-folder" type="file" webkitdirectory multiple' in page
+    assert "A SavedModel or TF.js model folder (the one with <code>saved_model.pb</code> or" in page
+
+
+@pytest.mark.parametrize("persona", ["outsider", "anonymous"])
+def test_only_the_owner_sees_the_folder_picker(request, persona, public_model):
+    client = signed_in(request.getfixturevalue("outsider")) if persona == "outsider" else Client()
+
+    page = client.get("/alice/digits/").content.decode()
+
+    assert "webkitdirectory" not in page
+    assert 'id="upload-folder"' not in page
+
+
 def test_anonymous_visitor_does_not_see_upload_form(client, public_model):
     page = client.get("/alice/digits/").content.decode()
 

@@ -364,7 +364,9 @@
 
   const form = document.getElementById("upload-form");
   if (form) {
-    const fileInput = form.querySelector("input[type=file]");
+    const fileInput = form.querySelector("input[name=file]");
+    const folderInput = form.querySelector("input[webkitdirectory]");
+    const folderChosen = form.querySelector("[data-folder-chosen]");
     const formatSelect = form.querySelector("select[name=format]");
     const submit = form.querySelector("[data-upload-button]");
     const progressBox = form.querySelector("[data-upload-progress]");
@@ -388,16 +390,68 @@
       return `The upload failed: the server answered ${xhr.status} ${xhr.statusText}.`.trim();
     };
 
+    // Files a file manager leaves in folders; never part of a model.
+    const JUNK = [".DS_Store", "Thumbs.db", "desktop.ini"];
+
+    // The chosen folder's files, each with its path below the folder's
+    // parent (e.g. my_model/variables/variables.index).
+    const folderFiles = () => [...folderInput.files].filter((file) => !JUNK.includes(file.name));
+
+    // One source at a time: choosing a file clears the folder and vice versa.
+    const showFolder = () => {
+      fileInput.required = !folderInput.files.length;
+      if (!folderInput.files.length) {
+        folderChosen.textContent = "No folder chosen";
+        return;
+      }
+      const files = folderFiles();
+      const name = folderInput.files[0].webkitRelativePath.split("/")[0];
+      const size = files.reduce((total, file) => total + file.size, 0);
+      folderChosen.replaceChildren(
+        h("strong", { class: "filename" }, name),
+        ` \u2014 ${files.length} ${files.length === 1 ? "file" : "files"}, ${formatSize(size)}`,
+      );
+    };
+
+    fileInput.addEventListener("change", () => {
+      if (fileInput.files.length && folderInput.files.length) {
+        folderInput.value = "";
+        showFolder();
+      }
+      errorBox.hidden = true;
+    });
+    folderInput.addEventListener("change", () => {
+      if (folderInput.files.length) fileInput.value = "";
+      showFolder();
+      errorBox.hidden = true;
+    });
+    form.addEventListener("reset", () => window.setTimeout(showFolder));
+
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       errorBox.hidden = true;
       const file = fileInput.files[0];
-      if (!file) {
-        showError("Choose a model file to upload.");
+      const folder = folderFiles();
+      if (!file && !folder.length) {
+        showError(
+          folderInput.files.length
+            ? "The chosen folder has no model files in it."
+            : "Choose a model file or a model folder to upload.",
+        );
         return;
       }
       const data = new FormData();
-      data.append("file", file, file.name);
+      let size;
+      if (file) {
+        data.append("file", file, file.name);
+        size = file.size;
+      } else {
+        for (const part of folder) {
+          data.append("files", part, part.name);
+          data.append("paths", part.webkitRelativePath);
+        }
+        size = folder.reduce((total, part) => total + part.size, 0);
+      }
       if (formatSelect.value) data.append("format", formatSelect.value);
       for (const box of form.querySelectorAll("input[name=variants]:checked")) data.append("variants", box.value);
 
@@ -413,7 +467,7 @@
       };
       xhr.upload.onload = () => {
         progress.value = 100;
-        progressText.textContent = "Uploaded; the server is checking the file…";
+        progressText.textContent = `Uploaded; the server is checking the ${file ? "file" : "folder"}…`;
       };
       xhr.onload = () => {
         submit.disabled = false;
@@ -437,7 +491,7 @@
 
       submit.disabled = true;
       progress.value = 0;
-      progressText.textContent = `0% of ${formatSize(file.size)}`;
+      progressText.textContent = `0% of ${formatSize(size)}`;
       progressBox.hidden = false;
       xhr.send(data);
     });
