@@ -87,6 +87,23 @@ def check_tfjs_support(model_config: dict) -> None:
             )
 
 
+# tf-keras writes these for separable convolutions, but they do not apply to
+# them; tfjs refuses the whole model when it sees them.
+SEPARABLE_IGNORED = ("kernel_initializer", "kernel_regularizer", "kernel_constraint")
+
+
+def fix_keras2_topology(output: Path) -> None:
+    """Rewrite what tf-keras writes but TF.js 4.22 refuses, in model.json."""
+    path = output / "model.json"
+    document = json.loads(path.read_text())
+    topology = document["modelTopology"]
+    for layer in _all_layers(topology.get("model_config", topology)["config"].get("layers", [])):
+        if layer["class_name"] in ("SeparableConv1D", "SeparableConv2D"):
+            for key in SEPARABLE_IGNORED:
+                layer["config"].pop(key, None)
+    path.write_text(json.dumps(document))
+
+
 def read_h5_config(source: Path) -> tuple[str, dict]:
     import h5py
 
@@ -121,6 +138,7 @@ def convert_keras_h5(source: Path, output: Path, shard_bytes: int) -> tuple[dict
     converter.dispatch_keras_h5_to_tfjs_layers_model_conversion(
         str(source), output_dir=str(output), weight_shard_size_bytes=shard_bytes
     )
+    fix_keras2_topology(output)
     return {"output_format": "layers-model"}, proof
 
 
@@ -205,6 +223,7 @@ def run(request: dict, workdir: Path) -> dict:
             result = convert_saved_model(source, output, shard_bytes, signature)
             proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
         else:
+            fix_keras2_topology(output)
             result, proof = {"output_format": "layers-model"}, parity.keras2_proof(h5_path)
     elif input_format in (SAVED_MODEL, KERAS_SAVED_MODEL):
         result = convert_saved_model(source, output, shard_bytes, signature)

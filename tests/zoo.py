@@ -241,3 +241,63 @@ def tfjs_zips(directory: Path) -> dict[str, Built]:
         zip_directory(model_dir, path)
         built[name] = Built(path, original.kind, original.inputs, original.expected)
     return built
+
+
+def keras2_layer_zoo() -> dict:
+    """tf-keras (Keras 2) models covering the layer list TF.js supports."""
+    import tf_keras as keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(21)
+    rng = np.random.default_rng(21)
+    models = {}
+
+    seq = keras.Input((12, 4), name="sequence")
+    x = layers.Conv1D(6, 3, padding="same", activation="relu", name="conv1d")(seq)
+    x = layers.MaxPooling1D(2, name="pool1d")(x)
+    x = layers.LayerNormalization(name="layer_norm")(x)
+    x = layers.Bidirectional(layers.LSTM(5, return_sequences=True), name="bi_lstm")(x)
+    x = layers.GRU(4, reset_after=False, return_sequences=True, name="gru")(x)
+    x = layers.SimpleRNN(3, name="simple_rnn")(x)
+    models["recurrent"] = (keras.Model(seq, layers.Dense(2, name="out")(x)), [rng.uniform(-1, 1, (2, 12, 4))])
+
+    image = keras.Input((16, 16, 3), name="image")
+    x = layers.ZeroPadding2D(1, name="pad")(image)
+    x = layers.SeparableConv2D(4, 3, name="separable")(x)
+    x = layers.Conv2DTranspose(4, 3, strides=2, name="transpose")(x)
+    x = layers.AveragePooling2D(2, name="avg_pool")(x)
+    x = layers.ReLU(max_value=6.0, name="relu6")(x)
+    x = layers.Permute((2, 1, 3), name="permute")(x)
+    x = layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = layers.Reshape((2, 2), name="reshape")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    outputs = layers.Softmax(name="softmax")(layers.Dense(3, name="logits")(x))
+    models["convolutions"] = (keras.Model(image, outputs), [rng.uniform(-1, 1, (2, 16, 16, 3))])
+
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    feats = keras.Input((8,), name="feats")
+    text = layers.SimpleRNN(5, name="text_rnn")(layers.Embedding(20, 4, name="embedding")(ids))
+    inner = keras.Sequential(
+        [keras.Input((8,)), layers.Dense(5, name="inner_dense"), layers.BatchNormalization(name="inner_bn")],
+        name="inner",
+    )
+    dense = inner(feats)
+    merged = layers.Concatenate(name="concat")(
+        [
+            layers.Add(name="add")([text, dense]),
+            layers.Multiply(name="mul")([text, dense]),
+            layers.Average(name="avg")([text, dense]),
+        ]
+    )
+    head = layers.Activation("tanh", name="tanh")(merged)
+    models["multi_io"] = (
+        keras.Model([ids, feats], [layers.Dense(2, name="a")(head), layers.Dense(1, name="b")(head)]),
+        [rng.integers(0, 20, (2, 6)).astype(np.int32), rng.uniform(-1, 1, (2, 8))],
+    )
+    for model, _ in models.values():
+        _randomise_batch_norm(model)
+    return {
+        name: (model, [x if x.dtype == np.int32 else x.astype(np.float32) for x in inputs])
+        for name, (model, inputs) in models.items()
+    }
