@@ -31,6 +31,14 @@ class NetworkLog:
     def mark(self) -> set[str]:
         return set(self.urls)
 
+    def settle(self, page, mark: set[str], timeout_ms: int = 5000) -> None:
+        """Wait until every blob request since `mark` has finished loading."""
+        for _ in range(timeout_ms // 50):
+            ids = [rid for rid, url in self.urls.items() if rid not in mark and "/blobs/" in url]
+            if ids and all(rid in self.received for rid in ids):
+                return
+            page.wait_for_timeout(50)  # lets Playwright deliver the pending DevTools events
+
     def weight_bytes_since(self, mark: set[str]) -> tuple[int, int]:
         """(bytes over the network, blob requests) for blob requests since `mark`."""
         ids = [rid for rid, url in self.urls.items() if rid not in mark and "/blobs/" in url]
@@ -65,7 +73,7 @@ def test_pinned_reload_costs_no_weight_bytes_and_a_head_update_costs_only_the_he
             page.goto(f"{app_origin}/index.html")
             mark = network.mark()
             outputs = page.evaluate("([u, i]) => predict(u, 'layers', i)", [url, feed])
-            page.wait_for_timeout(200)  # let the last loadingFinished events arrive
+            network.settle(page, mark)
             transferred, requests = network.weight_bytes_since(mark)
             page.close()
             return transferred, requests, outputs
