@@ -20,6 +20,9 @@ TFJS = "tfjs"
 INPUT_FORMATS = (KERAS_H5, KERAS_V3, SAVED_MODEL, KERAS_SAVED_MODEL, TFJS)
 ARCHIVE_FORMATS = (SAVED_MODEL, KERAS_SAVED_MODEL, TFJS)
 
+# model.json is read whole; a larger one is refused (uploaded or converted).
+MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 NOT_A_MODEL = (

@@ -160,9 +160,7 @@ class Proof:
 
 
 def keras2_proof(h5_path: Path) -> Proof:
-    specs, predict, layers = keras2_reference(h5_path)
-    inputs = make_inputs(specs)
-    return Proof("layers", specs, inputs, predict(inputs), layers=layers)
+    return keras_model_proof(load_keras2(h5_path), _output_shape)
 
 
 def _output_shape(layer) -> list | None:
@@ -184,15 +182,7 @@ def keras3_proof(path: Path) -> Proof:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # untrusted file: any failure is the file's
         raise ConversionError(f"Keras could not rebuild the model to check it: {str(exc)[:300]}") from None
-    specs = [InputSpec(t.name, tuple(t.shape), str(t.dtype)) for t in model.inputs]
-    inputs = make_inputs(specs)
-    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
-    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    layers = [
-        {"name": layer.name, "class_name": type(layer).__name__, "output_shape": _keras3_output_shape(layer)}
-        for layer in model.layers
-    ]
-    return Proof("layers", specs, inputs, [np.asarray(o) for o in outputs], layers=layers)
+    return keras_model_proof(model, _keras3_output_shape)
 
 
 def _keras3_output_shape(layer) -> list | None:
@@ -229,21 +219,35 @@ _loaded: dict = {}
 def keras2_reference(h5_path: Path):
     """Specs, a predict function and the layer table for a checked tf-keras .h5."""
     model = load_keras2(h5_path)
-    specs = [
-        InputSpec(t.name, tuple(t.shape), t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype))
-        for t in model.inputs
-    ]
+    return _input_specs(model), _predictor(model), _layer_table(model, _output_shape)
 
+
+def keras_model_proof(model, output_shape) -> Proof:
+    """The proof for a built Keras model (tf-keras or Keras 3); ``output_shape``
+    reads a layer's output shape the way that Keras exposes it."""
+    specs = _input_specs(model)
+    inputs = make_inputs(specs)
+    return Proof("layers", specs, inputs, _predictor(model)(inputs), layers=_layer_table(model, output_shape))
+
+
+def _input_specs(model) -> list[InputSpec]:
+    return [InputSpec(t.name, tuple(t.shape), str(getattr(t.dtype, "name", t.dtype))) for t in model.inputs]
+
+
+def _predictor(model):
     def predict(inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         return [np.asarray(o) for o in outputs]
 
-    layers = [
-        {"name": layer.name, "class_name": type(layer).__name__, "output_shape": _output_shape(layer)}
+    return predict
+
+
+def _layer_table(model, output_shape) -> list[dict]:
+    return [
+        {"name": layer.name, "class_name": type(layer).__name__, "output_shape": output_shape(layer)}
         for layer in model.layers
     ]
-    return specs, predict, layers
 
 
 def graph_reference(saved_model_dir: Path, signature: str, model_json: dict):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conversions.errors import ConversionError, SystemFailure
+from conversions.formats import MAX_MODEL_JSON_BYTES
 from registry import storage
 
-MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 DTYPE_BYTES = {
     "float32": 4,
@@ -53,11 +53,13 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _expected_bytes(spec: dict) -> int | None:
+def weight_nbytes(spec: dict) -> int | None:
+    """Bytes a weightsManifest entry takes, or None for strings (their
+    lengths are in the data)."""
     quantization = spec.get("quantization")
     dtype = quantization["dtype"] if quantization else spec.get("dtype")
     if dtype not in DTYPE_BYTES:
-        return None  # strings have per-element lengths; checked by the loader
+        return None
     return math.prod(spec.get("shape") or []) * DTYPE_BYTES[dtype]
 
 
@@ -97,7 +99,7 @@ def validate_output(output_dir: Path, output_format: str) -> tuple[dict, list[Ou
             size = local.stat().st_size
             group_bytes += size
             files.append(OutputFile(name, size, _digest(local), local))
-        expected = [_expected_bytes(spec) for spec in weights]
+        expected = [weight_nbytes(spec) for spec in weights]
         if None not in expected and sum(expected) != group_bytes:
             raise SystemFailure(f"weight files hold {group_bytes} bytes, the manifest declares {sum(expected)}")
     return document, files
@@ -122,14 +124,10 @@ def store(output_dir: Path, output_format: str, model_json_key: str, depth: int)
     for group in document["weightsManifest"]:
         group["paths"] = [f"{up}blobs/{sha_by_path[path]}" for path in group["paths"]]
     for item in files:
-        key = blob_key(item.sha256)
+        key = storage.blob_key(item.sha256)
         if not storage.blob_exists(key):
             with item.local.open("rb") as handle:
                 storage.put_blob(key, handle)
     body = json.dumps(document, separators=(",", ":")).encode()
     storage.put_blob(model_json_key, io.BytesIO(body))
     return Published(model_json_key, hashlib.sha256(body).hexdigest(), [item.as_blob() for item in files])
-
-
-def blob_key(sha256: str) -> str:
-    return f"blobs/sha256/{sha256}"

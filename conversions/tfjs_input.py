@@ -18,9 +18,9 @@ import numpy as np
 
 from conversions import parity
 from conversions.errors import ConversionError
+from conversions.formats import MAX_MODEL_JSON_BYTES
 
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$")
-MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 
 
 def read_model_json(source: Path) -> dict:
@@ -80,12 +80,7 @@ def layers_proof(output: Path) -> parity.Proof:
         model = keras_tfjs_loader.load_keras_model(str(output / "model.json"))
     except Exception as exc:  # untrusted topology: any failure is the file's
         raise ConversionError(f"TensorFlow could not rebuild the TF.js model to check it: {str(exc)[:300]}") from None
-    specs = [parity.InputSpec(t.name, tuple(t.shape), t.dtype.name) for t in model.inputs]
-    inputs = parity.make_inputs(specs)
-    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
-    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    layers = [{"name": layer.name, "class_name": type(layer).__name__, "output_shape": None} for layer in model.layers]
-    return parity.Proof("layers", specs, inputs, [np.asarray(o) for o in outputs], layers=layers)
+    return parity.keras_model_proof(model, output_shape=lambda layer: None)
 
 
 def graph_self_check(output: Path, workdir: Path) -> dict:

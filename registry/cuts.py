@@ -15,14 +15,12 @@ import copy
 import hashlib
 import io
 import json
-import math
 
 from django.db import IntegrityError, transaction
 
+from conversions.publish import weight_nbytes
 from registry import storage
 from registry.models import Blob, Cut, Version
-
-BYTES_PER_DTYPE = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
 
 
 class CutError(Exception):
@@ -76,10 +74,11 @@ def cut_topology(model_config: dict, layer_name: str) -> tuple[dict, set[str]]:
 
 
 def _weight_bytes(spec: dict) -> int:
-    dtype = spec["quantization"]["dtype"] if spec.get("quantization") else spec["dtype"]
-    if dtype not in BYTES_PER_DTYPE:
+    size = weight_nbytes(spec)
+    if size is None:
+        dtype = spec["quantization"]["dtype"] if spec.get("quantization") else spec["dtype"]
         raise CutError(f"Weights of type {dtype} cannot be cut.", status=400)
-    return math.prod(spec.get("shape") or []) * BYTES_PER_DTYPE[dtype]
+    return size
 
 
 def _sha_of(path: str) -> str:
@@ -131,7 +130,7 @@ def _blob_size(version: Version, sha: str) -> int:
 
 
 def _store_partial_group(version: Version, weights: list[dict], shas: list[str], kept: list[dict]) -> tuple[str, int]:
-    data = b"".join(storage.read_blob(f"blobs/sha256/{sha}") for sha in shas)
+    data = b"".join(storage.read_blob(storage.blob_key(sha)) for sha in shas)
     parts, offset = [], 0
     for spec in weights:
         size = _weight_bytes(spec)
@@ -140,7 +139,8 @@ def _store_partial_group(version: Version, weights: list[dict], shas: list[str],
         offset += size
     content = b"".join(parts)
     sha = hashlib.sha256(content).hexdigest()
-    if not storage.blob_exists(f"blobs/sha256/{sha}"):
-        storage.put_blob(f"blobs/sha256/{sha}", io.BytesIO(content))
+    key = storage.blob_key(sha)
+    if not storage.blob_exists(key):
+        storage.put_blob(key, io.BytesIO(content))
     Blob.objects.get_or_create(model_id=version.model_id, sha256=sha, defaults={"size": len(content)})
     return sha, len(content)

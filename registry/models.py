@@ -5,8 +5,10 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.urls import reverse
+
+from registry import storage
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 model_name_validator = RegexValidator(
@@ -22,6 +24,10 @@ class ModelQuerySet(models.QuerySet):
         if user is not None and user.is_authenticated:
             return self.filter(Q(public=True) | Q(owner=user))
         return self.filter(public=True)
+
+    def with_latest_number(self) -> ModelQuerySet:
+        """Annotate ``latest_number``: the newest ready version, in one query."""
+        return self.annotate(latest_number=Max("versions__number", filter=Q(versions__status=Version.Status.READY)))
 
 
 class Model(models.Model):
@@ -186,7 +192,7 @@ class Blob(models.Model):
 
     @property
     def key(self) -> str:
-        return f"blobs/sha256/{self.sha256}"
+        return storage.blob_key(self.sha256)
 
 
 ALIAS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,49}$"

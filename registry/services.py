@@ -123,7 +123,7 @@ def delete_model(model: Model) -> None:
                 storage.delete_prefix(f"artifacts/{uid}")
             still_used = set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True))
             for sha in set(shas) - still_used:
-                storage.delete_blob(f"blobs/sha256/{sha}")
+                storage.delete_blob(storage.blob_key(sha))
         except storage.StorageError:
             logger.exception("could not delete all files of deleted model %s", name)
 

@@ -38,6 +38,11 @@ def _is_s3(storage) -> bool:
     return hasattr(storage, "bucket")
 
 
+def blob_key(sha256: str) -> str:
+    """Where a weight file is stored: by its content, once for everyone."""
+    return f"blobs/sha256/{sha256}"
+
+
 def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 

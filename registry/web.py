@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
@@ -18,11 +17,7 @@ ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(R
 
 
 def home(request):
-    models = (
-        Model.objects.visible_to(request.user)
-        .select_related("owner")
-        .annotate(latest_version=Max("versions__number", filter=Q(versions__status=Version.Status.READY)))
-    )
+    models = Model.objects.visible_to(request.user).select_related("owner").with_latest_number()
     return render(request, "registry/home.html", {"models": models})
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.urls import reverse
 from rest_framework import serializers
 
 from registry.models import Model, Version, model_name_validator
@@ -140,21 +141,17 @@ class ModelSerializer(serializers.ModelSerializer):
             cleaned.append(f"{parts.scheme}://{parts.netloc}")
         return cleaned
 
-    def _latest(self, model: Model) -> Version | None:
-        cache = self.context.setdefault("_latest", {})
-        if model.pk not in cache:
-            cache[model.pk] = model.latest_ready()
-        return cache[model.pk]
-
     def get_latest_version(self, model: Model) -> int | None:
-        latest = self._latest(model)
-        return latest.number if latest else None
+        if not hasattr(model, "latest_number"):  # not from a with_latest_number() queryset
+            latest = model.latest_ready()
+            model.latest_number = latest.number if latest else None
+        return model.latest_number
 
     def get_latest_url(self, model: Model) -> str | None:
-        latest = self._latest(model)
-        if latest is None:
+        if self.get_latest_version(model) is None:
             return None
-        return absolute_url(self.context["request"], latest.model_json_path("latest"))
+        path = reverse("serve-file", args=[model.owner.username, model.name, "latest", "model.json"])
+        return absolute_url(self.context["request"], path)
 
 
 class ModelUpdateSerializer(ModelSerializer):

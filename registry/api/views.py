@@ -40,7 +40,7 @@ class ModelList(generics.ListCreateAPIView):
     serializer_class = ModelSerializer
 
     def get_queryset(self):
-        return Model.objects.visible_to(self.request.user).select_related("owner")
+        return Model.objects.visible_to(self.request.user).select_related("owner").with_latest_number()
 
     def perform_create(self, serializer):
         data = serializer.validated_data
