@@ -607,18 +607,19 @@ CHILD_PHASES_FILE = "bench-phases.json"
 
 
 def probe_zygote() -> None:
-    """The warm converter (conversions/zygote.py) with the child's steps
+    """The warm converter (converter/zygote.py) with the child's steps
     timed; each child leaves its figures in its scratch directory."""
-    from conversions import converter, zygote
+    from converter import run as converter
+    from converter import zygote
 
     job: dict[str, float] = {}
-    wrap("conversions.converter", "convert_keras_h5", "  child: checks + tfjs convert", job)
-    wrap("conversions.converter", "convert_saved_model", "  child: checks + tfjs convert", job)
-    wrap("conversions.parity", "load_keras2", "  child: tf-keras load_model", job)
-    wrap("conversions.parity", "keras2_proof", "  child: TF reference (predict; SavedModel load)", job)
-    wrap("conversions.parity", "graph_proof", "  child: TF reference (predict; SavedModel load)", job)
-    wrap("conversions.layout", "regroup", "  child: regroup weights", job)
-    wrap("conversions.parity", "run_tfjs", "  child: TF.js in Node", job)
+    wrap("converter.run", "convert_keras_h5", "  child: checks + tfjs convert", job)
+    wrap("converter.run", "convert_saved_model", "  child: checks + tfjs convert", job)
+    wrap("converter.parity", "load_keras2", "  child: tf-keras load_model", job)
+    wrap("converter.parity", "keras2_proof", "  child: TF reference (predict; SavedModel load)", job)
+    wrap("converter.parity", "graph_proof", "  child: TF reference (predict; SavedModel load)", job)
+    wrap("converter.layout", "regroup", "  child: regroup weights", job)
+    wrap("converter.parity", "run_tfjs", "  child: TF.js in Node", job)
     handle = converter.handle
 
     @functools.wraps(handle)
@@ -661,7 +662,7 @@ def probe_worker(phases_path: str, celery_args: list[str]) -> None:
     jail_command = sandbox.jail_command
 
     def probe_jail_command(command: list[str], scratch: Path) -> list[str]:
-        if command[-2:] == ["-m", "conversions.zygote"]:
+        if command[-2:] == ["-m", "converter.zygote"]:
             command = [*command[:-2], str(Path(__file__).resolve()), "_zygote"]
         return jail_command(command, scratch)
 
@@ -669,7 +670,7 @@ def probe_worker(phases_path: str, celery_args: list[str]) -> None:
     wrap("conversions.services", "claim", "claim", job)
     wrap("registry.storage", "download_blob", "fetch upload", job)
     wrap("conversions.services", "detect_format", "detect format", job)
-    wrap("conversions.archive", "extract", "unpack archive", job)
+    wrap("converter.archive", "extract", "unpack archive", job)
     wrap("conversions.services", "run_converter", "sandbox", job, after=child_phases)
     wrap("conversions.publish", "validate_output", "validate output", job)
     wrap("registry.storage", "put_blob", "store files", job)

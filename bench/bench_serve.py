@@ -83,7 +83,7 @@ django.setup()
 from pathlib import Path
 import numpy as np, tf_keras as keras
 from tensorflowjs.converters import converter
-from conversions import layout
+from converter import layout
 from conversions.publish import store
 from registry import services
 from registry.models import Blob, Version
@@ -105,7 +105,7 @@ for name, model in models.items():
     registered = services.create_model(user, name)
     version = Version.objects.create(model=registered, number=1, status="ready", upload_name="m.h5",
         upload_size=1, upload_sha256="0", upload_key="u", output_format="layers-model")
-    published = store(out, "layers-model", f"artifacts/{{version.uid}}/1/model.json", depth=1)
+    published = store(work, f"{{name}}-out", "layers-model", f"artifacts/{{version.uid}}/1/model.json", depth=1)
     version.model_json_key, version.model_json_sha256 = published.model_json_key, published.model_json_sha256
     version.blobs = published.blobs
     version.save()

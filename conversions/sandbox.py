@@ -1,19 +1,29 @@
-"""Run the converter on untrusted uploads in separate, secret-free processes.
+"""Run the converter on untrusted uploads inside a bubblewrap sandbox.
 
-A warm "zygote" process (conversions/zygote.py) imports TensorFlow once and
-forks a fresh child per job. The zygote is started with a minimal
-environment (no credentials, no Django settings), and, where the OS allows
-(root with util-linux ``unshare``), in new network, PID and mount
-namespaces: no network at all, and no view of the server's processes or
-their environments. Each job's child gets its own scratch directory as
-working directory, CPU-time and address-space rlimits and an alarm; the
-parent also enforces the wall-clock timeout by killing the whole sandbox.
+One warm sandbox per worker process: ``bwrap`` starts the zygote
+(converter/zygote.py), which imports TensorFlow once and forks a fresh
+child per job. The sandbox:
+
+- runs as uid/gid 65534 in a new user namespace, with no capabilities,
+  ``no_new_privs`` and no way to make further user namespaces;
+- has new PID, network (loopback only), IPC, UTS and cgroup namespaces;
+- sees a read-only view of only the Python installation, the virtualenv,
+  the converter package and the npm packages TF.js needs, a fresh /proc
+  and /dev, a size-limited private /tmp and /dev/shm, and one writable
+  directory, ``/job``, holding the current job's files and nothing else;
+- starts with an empty environment and no file descriptor but its pipes;
+- runs under a seccomp filter (conversions/seccomp.py).
+
+Per job: rlimits on CPU time, address space, file size and processes, an
+alarm, a wall-clock timeout and a scratch-space watchdog enforced from
+here; when the job ends, every process it started is killed and /job is
+emptied. Without bubblewrap, conversions fail closed, unless
+``MODELPORT_SANDBOX=off`` says the operator trusts every upload.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import json
 import logging
 import os
@@ -26,11 +36,20 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from conversions.errors import ConversionError, SystemFailure
+from conversions.seccomp import bpf_file
+from converter.errors import ConversionError, SystemFailure
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SANDBOX_UID = 65534
+JOB_DIR = "/job"
 PR_SET_PDEATHSIG = 1
+MAX_RESULT_BYTES = 16 * 1024**2
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS}
 logger = logging.getLogger(__name__)
+
+
+class SandboxUnavailable(SystemFailure):
+    """The sandbox cannot be created on this machine; nothing is converted."""
 
 
 @dataclass(frozen=True)
@@ -38,27 +57,31 @@ class SandboxLimits:
     timeout_seconds: int
     memory_bytes: int
     cpu_seconds: int
+    scratch_bytes: int
+    file_bytes: int
+    processes: int
+    log_bytes: int = 1024**2
+    tmp_bytes: int = 256 * 1024**2
+
+    @classmethod
+    def from_settings(cls) -> SandboxLimits:
+        from django.conf import settings
+
+        return cls(
+            timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
+            memory_bytes=settings.CONVERSION_MEMORY_BYTES,
+            cpu_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
+            scratch_bytes=settings.CONVERSION_SCRATCH_BYTES,
+            file_bytes=settings.CONVERSION_SCRATCH_BYTES,
+            processes=settings.CONVERSION_MAX_PROCESSES,
+        )
 
 
-@functools.cache
-def namespace_prefix() -> tuple[str, ...]:
-    """``unshare`` arguments if this machine lets us create namespaces."""
-    unshare = shutil.which("unshare")
-    if not unshare:
-        return ()
-    command = [unshare, "--net", "--pid", "--fork", "--mount-proc", "true"]
-    try:
-        subprocess.run(command, check=True, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return (unshare, "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
-
-
-def clean_environment(home: Path) -> dict[str, str]:
+def clean_environment(home: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home),
+        "HOME": home,
+        "TMPDIR": home,
         "PYTHONPATH": str(PROJECT_DIR),
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -71,61 +94,143 @@ def clean_environment(home: Path) -> dict[str, str]:
     }
 
 
-def hidden_paths() -> list[str]:
-    """What the converter must never see: the server's data and credentials."""
-    from django.conf import settings
+def readable_trees() -> list[Path]:
+    """What the converter needs to read: the interpreter, the packages, the
+    converter code and TF.js; nothing else of the project or the host."""
+    node = shutil.which("node")
+    trees = [
+        Path(sys.base_prefix),
+        Path(sys.prefix),
+        PROJECT_DIR / "converter",
+        PROJECT_DIR / "node_modules",
+        *([Path(node).resolve().parent] if node else []),
+    ]
+    kept: list[Path] = [Path("/usr")]
+    for tree in (tree.resolve() for tree in trees):
+        if tree.exists() and not any(tree.is_relative_to(other) for other in kept):
+            kept.append(tree)
+    return kept
 
-    paths = [str(settings.VAR_DIR), *settings.SANDBOX_HIDDEN_PATHS]
-    location = settings.STORAGES["models"].get("OPTIONS", {}).get("location")
-    if settings.STORAGES["models"]["BACKEND"].endswith("FileSystemStorage") and location:
-        paths.append(str(location))
-    return [path for path in paths if Path(path).is_dir()]
 
-
-def jail_command(command: list[str], scratch: Path) -> list[str]:
-    """`command`, wrapped to run in fresh namespaces with secrets hidden and
-    no capabilities (see conversions/jail.py), where this machine allows."""
-    prefix = namespace_prefix()
-    if not prefix:
-        return command
-    jail = [sys.executable, "-m", "conversions.jail", str(scratch), json.dumps(hidden_paths()), "--"]
-    return [*prefix, *jail, *command]
+def bwrap_command(job_dir: Path, seccomp_fd: int, limits: SandboxLimits) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, so the converter sandbox cannot be created "
+            "(install the Debian package 'bubblewrap')."
+        )
+    command = [
+        bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--hostname", "modelport-sandbox",
+    ]  # fmt: skip
+    for top in ("bin", "lib", "lib64", "sbin"):
+        path = Path("/") / top
+        if path.is_symlink():
+            command += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir() and not path.is_relative_to("/usr"):
+            command += ["--ro-bind", str(path), str(path)]
+    for tree in readable_trees():
+        command += ["--ro-bind", str(tree), str(tree)]
+    command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    command += ["--proc", "/proc", "--dev", "/dev"]
+    command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+    command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    command += ["--bind", str(job_dir), JOB_DIR, "--remount-ro", "/", "--chdir", JOB_DIR, "--clearenv"]
+    for name, value in clean_environment(JOB_DIR).items():
+        command += ["--setenv", name, value]
+    command += ["--seccomp", str(seccomp_fd), "--", sys.executable, "-m", "converter.zygote"]
+    return command
 
 
 def _die_with_parent() -> None:
     # If the Celery worker is killed (kill -9), take the sandbox with it.
     # (Linux sends this when the *thread* that started the child ends: start
-    # the converter only from long-lived threads.)
+    # the sandbox only from long-lived threads.)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class Zygote:
-    """One warm converter process; used by one worker process at a time."""
+def disk_usage(root: Path) -> int:
+    """Bytes of disk the files under ``root`` take (symlinks not followed)."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += max(info.st_blocks * 512, 0)
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total
 
-    def __init__(self, home: Path, recycle_after: int):
-        self.home = home
+
+def empty_directory(path: Path) -> None:
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+class Sandbox:
+    """One warm sandbox; used by one worker process, one job at a time."""
+
+    def __init__(self, root: Path, recycle_after: int, isolated: bool = True):
+        self.root = root
+        self.job_dir = root / "job"
         self.recycle_after = recycle_after
+        self.isolated = isolated
         self.jobs = 0
         self.process: subprocess.Popen | None = None
 
-    def _start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        log = (self.home / "zygote.log").open("ab")
-        self.process = subprocess.Popen(
-            jail_command([sys.executable, "-m", "conversions.zygote"], self.home),
-            cwd=self.home,
-            env=clean_environment(self.home),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+    @property
+    def workdir(self) -> str:
+        """Where the job directory is, as the converter sees it."""
+        return JOB_DIR if self.isolated else str(self.job_dir)
+
+    def start(self, limits: SandboxLimits) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.job_dir.mkdir(parents=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        log = (self.root / "zygote.log").open("ab")
+        seccomp_fd = bpf_file()
+        try:
+            if self.isolated:
+                command, env = bwrap_command(self.job_dir, seccomp_fd, limits), {}
+            else:
+                command, env = [sys.executable, "-m", "converter.zygote"], clean_environment(str(self.job_dir))
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.job_dir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                pass_fds=(seccomp_fd,),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            os.close(seccomp_fd)
+            log.close()
         self.jobs = 0
         if self._read_reply(timeout=180) != {"ready": True}:
             self.stop()
-            raise SystemFailure("the converter process did not start; see zygote.log")
+            raise self._start_failure()
+
+    def _start_failure(self) -> SystemFailure:
+        log = (self.root / "zygote.log").read_text(errors="replace")[-2000:]
+        logger.error("the converter sandbox did not start:\n%s", log)
+        if self.isolated and "bwrap:" in log:
+            reason = log[log.rindex("bwrap:") :].splitlines()[0]
+            return SandboxUnavailable(f"The converter sandbox cannot be created on this machine ({reason}).")
+        return SystemFailure("the converter process did not start")
 
     def stop(self) -> None:
         if self.process is None:
@@ -140,30 +245,43 @@ class Zygote:
                 stream.close()
         self.process = None
 
+    def _alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def _read_reply(self, timeout: float) -> dict | None:
         assert self.process is not None and self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         if not ready:
             return None
-        line = self.process.stdout.readline()
-        if not line:
-            return None
+        line = self.process.stdout.readline(4096)
         try:
-            return json.loads(line)
+            return json.loads(line) if line else None
         except ValueError:
             return None
 
-    def run(self, workdir: Path, limits: SandboxLimits) -> dict:
-        """Run one job; return the child's exit status as a reply dict."""
-        if self.process is None or self.process.poll() is not None or self.jobs >= self.recycle_after:
+    def prepare(self, limits: SandboxLimits) -> Path:
+        """Make the sandbox ready for a job; return the (empty) job directory."""
+        if not self._alive() or self.jobs >= self.recycle_after:
             self.stop()
-            self._start()
+            self.start(limits)
+        empty_directory(self.job_dir)
+        return self.job_dir
+
+    def run(self, request: dict, limits: SandboxLimits) -> dict:
+        """Run the job whose files are in the job directory; return the
+        converter's result dict, unchecked. Raises ConversionError when the
+        job failed or hit a limit."""
+        (self.job_dir / "request.json").write_text(json.dumps(request))
         self.jobs += 1
         job = {
-            "workdir": str(workdir),
+            "workdir": self.workdir,
+            "own_pid_namespace": self.isolated,
             "cpu_seconds": limits.cpu_seconds,
             "memory_bytes": limits.memory_bytes,
             "timeout_seconds": limits.timeout_seconds,
+            "file_bytes": limits.file_bytes,
+            "processes": limits.processes,
+            "log_bytes": limits.log_bytes,
         }
         try:
             self.process.stdin.write((json.dumps(job) + "\n").encode())
@@ -171,140 +289,173 @@ class Zygote:
         except (BrokenPipeError, OSError) as exc:
             self.stop()
             raise SystemFailure(f"the converter process died: {exc}") from exc
-        reply = self._read_reply(timeout=limits.timeout_seconds + 30)
-        if reply is None:
+        reply = self._await_reply(limits)
+        if reply.get("leftovers"):
+            logger.warning("a conversion left %s processes running; they were killed", reply["leftovers"])
+        return self._read_result(reply, limits)
+
+    def _await_reply(self, limits: SandboxLimits) -> dict:
+        deadline = limits.timeout_seconds + 30
+        waited = 0.0
+        while waited < deadline:
+            reply = self._read_reply(timeout=1.0)
+            waited += 1.0
+            self._check_scratch(limits)
+            if reply is not None:
+                return reply
+            if not self._alive():
+                self.stop()
+                raise ConversionError(
+                    "The converter crashed on this file (its sandbox ended unexpectedly); it was not retried."
+                )
+        self.stop()
+        raise ConversionError(f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped.")
+
+    def _check_scratch(self, limits: SandboxLimits) -> None:
+        """The job directory's size, checked every second and at the end."""
+        if disk_usage(self.job_dir) > limits.scratch_bytes:
             self.stop()
+            raise ConversionError(
+                f"The conversion wrote more than {limits.scratch_bytes // 1024**2} MiB of files and was stopped."
+            )
+
+    def _read_result(self, reply: dict, limits: SandboxLimits) -> dict:
+        number = reply.get("signal")
+        if number == signal.SIGALRM:
             raise ConversionError(f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped.")
-        return reply
+        if number in (signal.SIGXCPU, signal.SIGKILL):
+            raise ConversionError(
+                f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped."
+            )
+        if number == signal.SIGXFSZ:
+            raise ConversionError("The conversion tried to write a file larger than allowed and was stopped.")
+        tail = self._log_tail()
+        if number in CRASH_SIGNALS:
+            logger.warning("converter crashed with %s; log tail:\n%s", signal.Signals(number).name, tail)
+            raise ConversionError(
+                f"The converter crashed on this file ({signal.Signals(number).name}); it was not retried. "
+                "The file may be damaged or built to attack the converter."
+            )
+        result = read_regular_file(self.job_dir, "result.json", MAX_RESULT_BYTES)
+        if reply.get("exit_code") != 0 or result is None:
+            if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
+                raise ConversionError(
+                    f"Conversion needed more than the {limits.memory_bytes // 1024**2} MiB memory limit "
+                    "and was stopped."
+                )
+            logger.warning("converter ended with %s and no result; log tail:\n%s", reply, tail)
+            raise ConversionError("The converter stopped unexpectedly on this file; it was not retried.")
+        try:
+            parsed = json.loads(result)
+        except ValueError:
+            raise ConversionError("The converter wrote an unreadable result for this file.") from None
+        if not isinstance(parsed, dict):
+            raise ConversionError("The converter wrote an unreadable result for this file.")
+        return parsed
+
+    def _log_tail(self) -> str:
+        log = read_regular_file(self.job_dir, "converter.log", limit=None)
+        return (log or b"")[-4000:].decode(errors="replace")
 
 
-_zygote_lock = threading.Lock()
-_the_zygote: Zygote | None = None
+def read_regular_file(directory: Path, relative: str, limit: int | None) -> bytes | None:
+    """The bytes of a regular file under ``directory`` written by the
+    sandbox, never following a symlink it may have planted; None if it is
+    missing, not a regular file, or larger than ``limit``."""
+    handle = open_inside(directory, relative)
+    if handle is None:
+        return None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if limit is not None and size > limit:
+            return None
+        if limit is None and size > 64 * 1024:
+            handle.seek(size - 64 * 1024)
+        return handle.read()
 
 
-def _zygote() -> Zygote:
-    global _the_zygote
+def open_inside(directory: Path, relative: str):
+    """Open ``directory/relative`` for reading, component by component with
+    O_NOFOLLOW; None unless it is a regular file."""
+    import stat
+
+    parts = [part for part in relative.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts):
+        return None
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+        os.close(file_fd)
+        return None
+    return os.fdopen(file_fd, "rb")
+
+
+_lock = threading.Lock()
+_sandbox: Sandbox | None = None
+
+
+def _the_sandbox() -> Sandbox:
+    global _sandbox
     from django.conf import settings
 
-    if _the_zygote is None:
-        _the_zygote = Zygote(settings.CONVERSION_SCRATCH_DIR, settings.CONVERTER_RECYCLE_AFTER)
-    return _the_zygote
+    if _sandbox is None:
+        if settings.SANDBOX == "off":
+            logger.warning(
+                "MODELPORT_SANDBOX=off: uploads are converted WITHOUT isolation. Only for uploads you trust."
+            )
+        _sandbox = Sandbox(
+            settings.CONVERSION_SCRATCH_DIR / f"sandbox-{os.getpid()}",
+            settings.CONVERTER_RECYCLE_AFTER,
+            isolated=settings.SANDBOX != "off",
+        )
+    return _sandbox
 
 
 def warm_up() -> None:
-    """Start the warm converter now, so the first upload does not wait for
-    TensorFlow to import (called when a worker starts)."""
-    with _zygote_lock:
-        zygote = _zygote()
-        if zygote.process is None:
-            zygote._start()
+    """Start the sandbox now, so the first upload does not wait for
+    TensorFlow to import; say loudly if it cannot be created (called when
+    a worker starts)."""
+    with _lock:
+        sandbox = _the_sandbox()
+        if not sandbox._alive():
+            sandbox.start(SandboxLimits.from_settings())
 
 
-def run_converter(workdir: Path, request: dict, limits: SandboxLimits) -> dict:
-    """Run one conversion; return the child's checked result dict. Raises
-    ConversionError when the model failed or hit a limit."""
-    (workdir / "request.json").write_text(json.dumps(request))
-    with _zygote_lock:  # one job at a time per worker process
-        reply = _zygote().run(workdir, limits)
-    return _read_result(workdir, reply, limits)
+class job:
+    """``with sandbox.job(limits) as job_dir:`` gives the empty job directory
+    of this worker's sandbox, held for this job alone until the block ends
+    (run the job with :func:`run`, publish from the directory, then it is
+    emptied)."""
+
+    def __init__(self, limits: SandboxLimits):
+        self.limits = limits
+
+    def __enter__(self) -> Path:
+        _lock.acquire()
+        try:
+            return _the_sandbox().prepare(self.limits)
+        except BaseException:
+            _lock.release()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            sandbox = _the_sandbox()
+            if sandbox.job_dir.exists():
+                empty_directory(sandbox.job_dir)
+        finally:
+            _lock.release()
 
 
-def _read_result(workdir: Path, reply: dict, limits: SandboxLimits) -> dict:
-    log_path = workdir / "converter.log"
-    tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
-    result_path = workdir / "result.json"
-    if reply.get("signal") == signal.SIGALRM:
-        raise ConversionError(f"Conversion took longer than the {limits.timeout_seconds} s limit and was stopped.")
-    if reply.get("signal") in (signal.SIGXCPU, signal.SIGKILL):
-        raise ConversionError(f"Conversion used more than the {limits.cpu_seconds} s CPU-time limit and was stopped.")
-    if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
-        if not result_path.is_file() or reply.get("exit_code") != 0:
-            raise ConversionError(
-                f"Conversion needed more than the {limits.memory_bytes // 1024**2} MiB memory limit and was stopped."
-            )
-    if reply.get("exit_code") != 0 or not result_path.is_file():
-        raise SystemFailure(f"converter child ended with {reply}: {tail[-500:]}")
-    try:
-        result = json.loads(result_path.read_text())
-    except ValueError as exc:
-        raise SystemFailure(f"converter wrote an unreadable result: {exc}") from exc
-    if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
-        raise SystemFailure("converter wrote a result of the wrong shape")
-    figures = clean_parity(result.get("parity"))
-    result["variants"] = clean_variants(result.get("variants"))
-    result["layers"] = clean_layers(result.get("layers"))
-    if not result["ok"]:
-        raise ConversionError(str(result.get("error") or "The conversion failed.")[:2000], parity=figures)
-    if result.get("output_format") not in ("layers-model", "graph-model"):
-        raise SystemFailure("converter reported an unknown output format")
-    if figures is None:
-        raise SystemFailure("converter reported no parity figures")
-    result["parity"] = figures
-    return result
-
-
-QUANTIZATIONS = ("float16", "uint8", "uint16")
-
-
-def _shape(value):
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, list) and len(value) <= 64:
-        return [_shape(item) for item in value]
-    raise ValueError("not a shape")
-
-
-def clean_layers(layers) -> list[dict]:
-    """Keep only well-typed layer descriptions from the untrusted child."""
-    if not isinstance(layers, list):
-        return []
-    try:
-        return [
-            {
-                "name": str(layer["name"])[:255],
-                "class_name": str(layer["class_name"])[:100],
-                "output_shape": _shape(layer.get("output_shape")),
-            }
-            for layer in layers[:5000]
-        ]
-    except (KeyError, TypeError, ValueError):
-        return []
-
-
-def clean_variants(variants) -> dict:
-    """Keep only well-typed variant outcomes from the untrusted child."""
-    if not isinstance(variants, dict):
-        return {}
-    cleaned = {}
-    for quantization in QUANTIZATIONS:
-        outcome = variants.get(quantization)
-        if isinstance(outcome, dict):
-            ok = outcome.get("ok") is True
-            figures = clean_parity(outcome.get("parity"))
-            if ok and figures is None:
-                ok, outcome = False, {"error": "The variant was not checked against TensorFlow."}
-            cleaned[quantization] = {"ok": ok, "error": str(outcome.get("error") or "")[:2000], "parity": figures}
-    return cleaned
-
-
-def clean_parity(figures) -> dict | None:
-    """Keep only well-typed parity figures from the untrusted child."""
-    if not isinstance(figures, dict):
-        return None
-    try:
-        if figures.get("reference") == "none":  # a TF.js upload: run, but nothing to compare with
-            cleaned = {"reference": "none"}
-        else:
-            cleaned = {key: float(figures[key]) for key in ("max_abs_error", "max_rel_error", "atol", "rtol")}
-        cleaned["passed"] = bool(figures["passed"])
-        cleaned["inputs"] = [
-            {
-                "name": str(item["name"])[:200],
-                "shape": [int(d) for d in item["shape"]][:16],
-                "dtype": str(item["dtype"])[:16],
-            }
-            for item in list(figures.get("inputs", []))[:64]
-        ]
-    except (KeyError, TypeError, ValueError):
-        return None
-    return cleaned
+def run(request: dict, limits: SandboxLimits) -> dict:
+    """Run one job in this worker's sandbox (inside a ``job`` block)."""
+    return _the_sandbox().run(request, limits)

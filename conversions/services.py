@@ -1,10 +1,19 @@
-"""The conversion pipeline: upload → sandboxed converter → checks → storage."""
+"""The conversion pipeline: upload → sandboxed converter → checks → storage.
+
+The worker never reads an upload itself: it moves the stored file into the
+sandbox's job directory as opaque bytes, and publishes only what it has
+checked of what the sandbox returned (conversions/results.py, publish.py).
+
+A conversion is owned through its lease: ``claim`` counts the attempt, and
+that attempt number is the fencing token. Only the worker holding the
+current attempt may publish or fail the version; publishing happens while
+the lease is renewed, and a worker that lost its lease discards its work.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -12,20 +21,22 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from conversions import archive
-from conversions.errors import ConversionError, SystemFailure
-from conversions.formats import ARCHIVE_FORMATS, KERAS_H5, KERAS_V3, TFJS, detect_format
+from conversions import queue, sandbox
 from conversions.publish import store
-from conversions.sandbox import SandboxLimits, run_converter
+from conversions.results import checked_result
+from conversions.sandbox import SandboxLimits, SandboxUnavailable
+from converter.errors import ConversionError, SystemFailure
 from registry import storage
-from registry.models import Blob, Version
-from registry.services import enqueue_variants
+from registry.models import Version
 
 logger = logging.getLogger(__name__)
-UPLOAD_SUFFIXES = {KERAS_H5: ".h5", KERAS_V3: ".keras"}
+
+
+class LeaseLost(Exception):
+    """Another worker took over this conversion; this one's work is void."""
 
 
 def claim(version_id: int) -> Version | None:
@@ -41,8 +52,8 @@ def claim(version_id: int) -> Version | None:
             return None
         version.attempts += 1
         if version.attempts > settings.CONVERSION_MAX_ATTEMPTS:
-            _fail(
-                version,
+            version.save(update_fields=["attempts"])
+            version.fail(
                 f"The conversion was started {settings.CONVERSION_MAX_ATTEMPTS} times and never finished "
                 "(the worker crashed or was stopped each time). Upload the file again; if it keeps failing, "
                 "the model may be too large for this server.",
@@ -56,25 +67,54 @@ def claim(version_id: int) -> Version | None:
         return version
 
 
+class Lease:
+    """The lease of one attempt, renewed from a thread while the work runs."""
+
+    def __init__(self, version: Version):
+        self.version_id = version.pk
+        self.attempt = version.attempts
+        self.lost = threading.Event()
+
+    def renew(self) -> bool:
+        expires = timezone.now() + timedelta(seconds=settings.CONVERSION_LEASE_SECONDS)
+        return bool(
+            Version.objects.filter(pk=self.version_id, attempts=self.attempt, status=Version.Status.CONVERTING).update(
+                lease_expires_at=expires
+            )
+        )
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LeaseLost(f"version {self.version_id} attempt {self.attempt} lost its lease")
+
+
 @contextmanager
 def holding_lease(version: Version):
     """Renew the version's lease while the block runs, so other workers and
-    the stalled-job sweep know this worker is alive."""
+    the stalled-job sweep know this worker is alive. A failed renewal (the
+    database briefly away) is tried again; a renewal that finds the lease
+    taken marks it lost."""
+    lease = Lease(version)
     stop = threading.Event()
     period = settings.CONVERSION_LEASE_SECONDS / 3
 
     def renew() -> None:
         try:
             while not stop.wait(period):
-                expires = timezone.now() + timedelta(seconds=settings.CONVERSION_LEASE_SECONDS)
-                Version.objects.filter(pk=version.pk, status=Version.Status.CONVERTING).update(lease_expires_at=expires)
+                try:
+                    if not lease.renew():
+                        lease.lost.set()
+                        return
+                except DatabaseError:
+                    logger.warning("could not renew the lease of version %s; trying again", lease.version_id)
+                    connection.close()
         finally:
             connection.close()
 
     thread = threading.Thread(target=renew, name=f"lease-{version.pk}", daemon=True)
     thread.start()
     try:
-        yield
+        yield lease
     finally:
         stop.set()
         thread.join()
@@ -90,29 +130,10 @@ def recover_stalled() -> list[int]:
         created_at__lt=now - timedelta(seconds=settings.CONVERSION_PENDING_RESEND_SECONDS),
     )
     ids = sorted(set(stalled.values_list("pk", flat=True)) | set(lost.values_list("pk", flat=True)))
-    from conversions.tasks import convert_version
-
     for version_id in ids:
         logger.warning("re-queueing stalled conversion of version %s", version_id)
-        convert_version.delay(version_id)
+        queue.enqueue_conversion(version_id)
     return ids
-
-
-def _fail(version: Version, message: str, failure: str) -> None:
-    version.status = Version.Status.FAILED
-    version.error = message
-    version.failure = failure
-    version.finished_at = timezone.now()
-    version.lease_expires_at = None
-    version.variants = {
-        quantization: {"status": "failed", "error": "The version itself failed to convert."}
-        if variant.get("status") == "pending"
-        else variant
-        for quantization, variant in Version.objects.get(pk=version.pk).variants.items()
-    }
-    version.save(
-        update_fields=["status", "error", "failure", "finished_at", "attempts", "lease_expires_at", "variants"]
-    )
 
 
 def convert(version_id: int) -> None:
@@ -123,47 +144,42 @@ def convert(version_id: int) -> None:
     if version is None:
         return
     started = time.monotonic()
-    variants = version.pending_variants()
-    with _scratch(version) as scratch:
-        try:
-            with holding_lease(version):
-                result = _run_sandbox(version, scratch, variants)
-            prefix = f"artifacts/{version.uid}/{version.attempts}"
-            published = store(scratch / "output", result["output_format"], f"{prefix}/model.json", depth=1)
-            outcomes = _store_variants(result, scratch, prefix)
-        except ConversionError as exc:
-            version.parity = exc.parity or {}
-            version.save(update_fields=["parity"])
-            _fail(version, str(exc), Version.Failure.USER)
+    attempt = version.attempts
+    limits = SandboxLimits.from_settings()
+    try:
+        with holding_lease(version) as lease, sandbox.job(limits) as job_dir:
+            result = _run_sandbox(version, job_dir, version.pending_variants(), limits)
+            lease.check()
+            prefix = f"artifacts/{version.uid}/{attempt}"
+            published = store(job_dir, "output", result["output_format"], f"{prefix}/model.json", depth=1)
+            outcomes = _store_variants(result, job_dir, prefix)
+            lease.check()
+            ready = version.mark_ready(attempt, result, published, outcomes, time.monotonic() - started)
+            if ready is None:
+                raise LeaseLost(f"version {version.pk} attempt {attempt} lost its lease before publishing")
+    except ConversionError as exc:
+        version.fail(str(exc), Version.Failure.USER, attempt, parity=exc.parity, **exc.facts)
+        return
+    except SandboxUnavailable as exc:
+        logger.error("conversion of %s refused: %s", version, exc)
+        version.fail(f"Modelport could not convert this upload: {exc}", Version.Failure.SYSTEM, attempt)
+        return
+    except LeaseLost:
+        logger.warning("conversion of %s (attempt %s) lost its lease; its work is discarded", version, attempt)
+        return
+    except (SystemFailure, storage.StorageError):
+        logger.exception("conversion of %s failed (attempt %s)", version, attempt)
+        if attempt >= settings.CONVERSION_MAX_ATTEMPTS:
+            version.fail(
+                "Modelport could not finish the conversion (a storage or system error); try again later.",
+                Version.Failure.SYSTEM,
+                attempt,
+            )
             return
-        except (SystemFailure, storage.StorageError) as exc:
-            logger.exception("conversion of %s failed (attempt %s)", version, version.attempts)
-            if version.attempts >= settings.CONVERSION_MAX_ATTEMPTS:
-                _fail(version, f"Modelport could not finish the conversion: {exc}", Version.Failure.SYSTEM)
-                return
-            Version.objects.filter(pk=version.pk).update(status=Version.Status.PENDING)
-            raise
-    with transaction.atomic():
-        fresh = Version.objects.select_for_update().get(pk=version.pk)
-        fresh.status = Version.Status.READY
-        fresh.input_format = version.input_format
-        fresh.output_format = result["output_format"]
-        fresh.converter_version = str(result.get("converter_version", ""))[:32]
-        fresh.model_json_key = published.model_json_key
-        fresh.model_json_sha256 = published.model_json_sha256
-        fresh.blobs = published.blobs
-        fresh.parity = result["parity"]
-        fresh.layers = result["layers"]
-        fresh.finished_at = timezone.now()
-        fresh.conversion_seconds = round(time.monotonic() - started, 3)
-        fresh.error = ""
-        fresh.failure = Version.Failure.NONE
-        fresh.lease_expires_at = None
-        fresh.variants = {**fresh.variants, **outcomes}
-        fresh.save()
-        _record_blobs(fresh, [published.blobs, *(v.get("blobs", []) for v in outcomes.values())])
-        if fresh.pending_variants():  # asked for while this job ran
-            transaction.on_commit(lambda: enqueue_variants(fresh.pk))
+        version.release(attempt)
+        raise
+    if ready.pending_variants():  # asked for while this job ran
+        transaction.on_commit(lambda: queue.enqueue_variants(ready.pk))
 
 
 def convert_variants(version_id: int) -> None:
@@ -171,41 +187,28 @@ def convert_variants(version_id: int) -> None:
     version = Version.objects.filter(pk=version_id, status=Version.Status.READY).first()
     if version is None or not (variants := version.pending_variants()):
         return
-    with _scratch(version) as scratch:
+    limits = SandboxLimits.from_settings()
+    with sandbox.job(limits) as job_dir:
         try:
-            result = _run_sandbox(version, scratch, variants)
-            outcomes = _store_variants(result, scratch, f"artifacts/{version.uid}/variants-{secrets.token_hex(4)}")
+            result = _run_sandbox(version, job_dir, variants, limits)
+            outcomes = _store_variants(result, job_dir, f"artifacts/{version.uid}/variants-{secrets.token_hex(4)}")
         except ConversionError as exc:
             outcomes = {q: {"status": "failed", "error": str(exc)} for q in variants}
     with transaction.atomic():
         fresh = Version.objects.select_for_update().get(pk=version.pk)
         fresh.variants = {**fresh.variants, **outcomes}
         fresh.save(update_fields=["variants"])
-        _record_blobs(fresh, [v.get("blobs", []) for v in outcomes.values()])
+        fresh.record_blobs([v.get("blobs", []) for v in outcomes.values()])
 
 
-def _record_blobs(version: Version, blob_lists: list[list[dict]]) -> None:
-    rows = {blob["sha256"]: blob["size"] for blobs in blob_lists for blob in blobs}
-    Blob.objects.bulk_create(
-        [Blob(model_id=version.model_id, sha256=sha, size=size) for sha, size in rows.items()], ignore_conflicts=True
-    )
-
-
-@contextmanager
-def _scratch(version: Version):
-    settings.CONVERSION_SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.CONVERSION_SCRATCH_DIR, prefix=f"v{version.pk}-") as scratch:
-        yield Path(scratch)
-
-
-def _store_variants(result: dict, scratch: Path, prefix: str) -> dict:
+def _store_variants(result: dict, job_dir: Path, prefix: str) -> dict:
     outcomes = {}
     for quantization, outcome in result["variants"].items():
         if not outcome["ok"]:
             outcomes[quantization] = {"status": "failed", "error": outcome["error"], "parity": outcome["parity"] or {}}
             continue
         key = f"{prefix}/{quantization}/model.json"
-        published = store(scratch / f"output-{quantization}", result["output_format"], key, depth=2)
+        published = store(job_dir, f"output-{quantization}", result["output_format"], key, depth=2)
         outcomes[quantization] = {
             "status": "ready",
             "error": "",
@@ -217,33 +220,16 @@ def _store_variants(result: dict, scratch: Path, prefix: str) -> dict:
     return outcomes
 
 
-def _run_sandbox(version: Version, scratch: Path, variants: list[str]) -> dict:
-    upload_path = scratch / "upload"
-    with upload_path.open("wb") as handle:
+def _run_sandbox(version: Version, job_dir: Path, variants: list[str], limits: SandboxLimits) -> dict:
+    """Hand the upload to the sandbox as opaque bytes and run the converter."""
+    with (job_dir / "upload").open("wb") as handle:
         storage.download_blob(version.upload_key, handle)
-    with upload_path.open("rb") as handle:
-        input_format = version.requested_format or detect_format(handle)
-    version.input_format = input_format
-    Version.objects.filter(pk=version.pk).update(input_format=input_format)
-    # Keras picks its loader by file extension.
-    source = upload_path.rename(upload_path.with_suffix(UPLOAD_SUFFIXES.get(input_format, "")))
-    if input_format in ARCHIVE_FORMATS:
-        unpacked = scratch / "input"
-        archive.extract(source, unpacked)
-        source = archive.find_dir_with(unpacked, "model.json" if input_format == TFJS else "saved_model.pb")
-    limits = SandboxLimits(
-        timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
-        memory_bytes=settings.CONVERSION_MEMORY_BYTES,
-        cpu_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
-    )
     request = {
-        "source": str(source),
-        "output": str(scratch / "output"),
-        "format": input_format,
+        "format": version.requested_format,
         "shard_bytes": settings.WEIGHT_SHARD_BYTES,
         "atol": settings.PARITY_ATOL,
         "rtol": settings.PARITY_RTOL,
         "variants": variants,
         "signature": version.signature or "serving_default",
     }
-    return run_converter(scratch, request, limits)
+    return checked_result(sandbox.run(request, limits))

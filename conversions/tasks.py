@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 
 from conversions import sandbox, services
-from conversions.errors import SystemFailure
+from converter.errors import SystemFailure
 from registry.storage import StorageError
 
 logger = logging.getLogger(__name__)
@@ -50,5 +50,7 @@ def start_recovery_sweep(**kwargs) -> None:
     # starts it (it dies with it, see sandbox._die_with_parent).
     try:
         sandbox.warm_up()
+    except sandbox.SandboxUnavailable as exc:
+        logger.error("CONVERSIONS WILL FAIL: %s", exc)
     except SystemFailure:
         logger.exception("the warm converter did not start; the first job will try again")

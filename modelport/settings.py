@@ -222,12 +222,21 @@ CONVERSION_RECOVERY_INTERVAL = envint("MODELPORT_CONVERSION_RECOVERY_INTERVAL", 
 CONVERSION_PENDING_RESEND_SECONDS = envint("MODELPORT_CONVERSION_PENDING_RESEND_SECONDS", 1800)
 # The warm converter process is replaced after this many jobs.
 CONVERTER_RECYCLE_AFTER = envint("MODELPORT_CONVERTER_RECYCLE_AFTER", 100)
+# The converter sandbox (conversions/sandbox.py): "bwrap" (bubblewrap; the
+# default, and the only safe choice) or "off", which converts uploads with
+# no isolation at all: only for uploads you trust. Without bubblewrap,
+# conversions fail closed.
+SANDBOX = env("MODELPORT_SANDBOX", "bwrap")
+if SANDBOX not in ("bwrap", "off"):
+    raise ImproperlyConfigured("MODELPORT_SANDBOX must be 'bwrap' or 'off'")
+# Each worker's sandbox gets a directory here; a job sees only its own.
 CONVERSION_SCRATCH_DIR = Path(env("MODELPORT_SCRATCH_DIR", str(VAR_DIR / "scratch")))
-# Hidden from the converter (besides VAR_DIR and local model storage).
-SANDBOX_HIDDEN_PATHS = envlist(
-    "MODELPORT_SANDBOX_HIDDEN_PATHS",
-    "/var/lib/postgresql,/var/lib/redis,/var/lib/mysql,/root/.ssh,/root/.aws,/root/.config,/etc/ssl/private",
-)
+# What one job may write (upload, unpacked archive, outputs), and how many
+# processes and threads it may run.
+CONVERSION_SCRATCH_BYTES = envint("MODELPORT_CONVERSION_SCRATCH_BYTES", 16 * 1024**3)
+CONVERSION_MAX_PROCESSES = envint("MODELPORT_CONVERSION_MAX_PROCESSES", 1024)
+# The worker's private copies of what it publishes (never shown to a sandbox).
+PUBLISH_DIR = Path(env("MODELPORT_PUBLISH_DIR", str(VAR_DIR / "publish")))
 WEIGHT_SHARD_BYTES = envint("MODELPORT_WEIGHT_SHARD_BYTES", 4 * 1024 * 1024)
 # A conversion is ready only if TF.js matches TensorFlow on every output
 # element within atol + rtol * |value|.

@@ -5,7 +5,7 @@ is that layer's output (what ``keras.Model(m.inputs, m.get_layer(layer).output)`
 computes), with only the weights it needs. Weight groups whose weights are all
 kept are reused as they are (same blobs, same URLs, already in the browser's
 cache); a group holding both kept and dropped weights gets a new blob with
-just the kept bytes. Layer-aligned groups (conversions/layout.py) keep that
+just the kept bytes. Layer-aligned groups (converter/layout.py) keep that
 to about one group per cut.
 """
 
@@ -18,7 +18,7 @@ import json
 
 from django.db import IntegrityError, transaction
 
-from conversions.publish import weight_nbytes
+from converter.modeljson import weight_nbytes
 from registry import storage
 from registry.models import Blob, Cut, Version
 

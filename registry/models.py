@@ -4,13 +4,15 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Max, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from registry import storage
 
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# \Z, not $: "$" also matches before a trailing newline.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 model_name_validator = RegexValidator(
     MODEL_NAME_PATTERN,
     "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit.",
@@ -37,6 +39,10 @@ class Model(models.Model):
     public = models.BooleanField(default=True)
     # Web origins allowed to load this model's files; empty means any origin.
     allowed_origins = models.JSONField(default=list, blank=True)
+    # Versions are numbered after this: the last number a deleted model of
+    # the same owner and name used, so a numbered URL (served as immutable)
+    # never serves different bytes.
+    number_floor = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +67,20 @@ class Model(models.Model):
 
     def latest_ready(self) -> Version | None:
         return self.versions.filter(status=Version.Status.READY).order_by("-number").first()
+
+
+class RetiredName(models.Model):
+    """The highest version number a deleted model used, per owner and name."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    last_number = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_retired_name")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}/{self.name} (up to {self.last_number})"
 
 
 class Version(models.Model):
@@ -167,6 +187,79 @@ class Version(models.Model):
         """Bytes of weights a browser downloads for this version."""
         return sum(blob["size"] for blob in self.blobs)
 
+    def _held(self, attempt: int | None) -> Version | None:
+        """This version's row, locked; with ``attempt``, only while that
+        attempt still holds the conversion lease (its fencing token)."""
+        rows = Version.objects.select_for_update().filter(pk=self.pk)
+        if attempt is not None:
+            rows = rows.filter(attempts=attempt, status=self.Status.CONVERTING)
+        return rows.first()
+
+    def fail(self, message: str, failure: str, attempt: int | None = None, **facts) -> bool:
+        """End the version as failed (and its pending variants with it);
+        ``facts`` may set ``parity`` and ``input_format``. Returns False,
+        changing nothing, if ``attempt`` no longer holds the lease."""
+        with transaction.atomic():
+            fresh = self._held(attempt)
+            if fresh is None:
+                return False
+            fresh.status = self.Status.FAILED
+            fresh.error = message
+            fresh.failure = failure
+            fresh.finished_at = timezone.now()
+            fresh.lease_expires_at = None
+            fresh.parity = facts.get("parity") or fresh.parity
+            fresh.input_format = facts.get("input_format") or fresh.input_format
+            fresh.variants = {
+                quantization: {"status": "failed", "error": "The version itself failed to convert."}
+                if variant.get("status") == "pending"
+                else variant
+                for quantization, variant in fresh.variants.items()
+            }
+            fresh.save()
+        return True
+
+    def mark_ready(self, attempt: int, result: dict, published, variants: dict, seconds: float) -> Version | None:
+        """Make the converted version visible, if ``attempt`` still holds the
+        lease; returns the updated row, or None (the work must be discarded)."""
+        with transaction.atomic():
+            fresh = self._held(attempt)
+            if fresh is None:
+                return None
+            fresh.status = self.Status.READY
+            fresh.input_format = result["input_format"] or fresh.input_format or fresh.requested_format
+            fresh.output_format = result["output_format"]
+            fresh.converter_version = result["converter_version"]
+            fresh.model_json_key = published.model_json_key
+            fresh.model_json_sha256 = published.model_json_sha256
+            fresh.blobs = published.blobs
+            fresh.parity = result["parity"]
+            fresh.layers = result["layers"]
+            fresh.finished_at = timezone.now()
+            fresh.conversion_seconds = round(seconds, 3)
+            fresh.error = ""
+            fresh.failure = self.Failure.NONE
+            fresh.lease_expires_at = None
+            fresh.variants = {**fresh.variants, **variants}
+            fresh.save()
+            fresh.record_blobs([published.blobs, *(v.get("blobs", []) for v in variants.values())])
+        return fresh
+
+    def release(self, attempt: int) -> bool:
+        """Give the job back to the queue after a system failure (if still ours)."""
+        return bool(
+            Version.objects.filter(pk=self.pk, attempts=attempt, status=self.Status.CONVERTING).update(
+                status=self.Status.PENDING, lease_expires_at=None
+            )
+        )
+
+    def record_blobs(self, blob_lists: list[list[dict]]) -> None:
+        rows = {blob["sha256"]: blob["size"] for blobs in blob_lists for blob in blobs}
+        Blob.objects.bulk_create(
+            [Blob(model_id=self.model_id, sha256=sha, size=size) for sha, size in rows.items()],
+            ignore_conflicts=True,
+        )
+
     def pending_variants(self) -> list[str]:
         return sorted(q for q, variant in self.variants.items() if variant.get("status") == "pending")
 
@@ -195,7 +288,7 @@ class Blob(models.Model):
         return storage.blob_key(self.sha256)
 
 
-ALIAS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,49}$"
+ALIAS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,49}\Z"
 RESERVED_ALIASES = {"latest", "blobs", "cut"}
 alias_name_validator = RegexValidator(
     ALIAS_NAME_PATTERN, "Use 1-50 lowercase letters, digits, '.', '_' or '-', starting with a letter."

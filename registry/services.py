@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from conversions.errors import ConversionError
-from conversions.formats import detect_format
+from conversions import queue
+from converter.errors import ConversionError
+from converter.formats import sniff
 from registry import storage
-from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, Version
+from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, RetiredName, Version
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,16 @@ class RegistryError(Exception):
 def create_model(
     owner, name: str, description: str = "", public: bool = True, allowed_origins: list[str] | None = None
 ) -> Model:
+    retired = RetiredName.objects.filter(owner=owner, name=name).first()
     try:
         with transaction.atomic():
             return Model.objects.create(
-                owner=owner, name=name, description=description, public=public, allowed_origins=allowed_origins or []
+                owner=owner,
+                name=name,
+                description=description,
+                public=public,
+                allowed_origins=allowed_origins or [],
+                number_floor=retired.last_number if retired else 0,
             )
     except IntegrityError:
         raise RegistryError(f"You already have a model named '{name}'.", status=409) from None
@@ -72,11 +79,10 @@ def upload_version(
         raise RegistryError("The uploaded file is empty.")
     if size > settings.MAX_UPLOAD_BYTES:
         raise RegistryError(f"The upload is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.", status=413)
-    if not requested_format:
-        try:
-            detect_format(fileobj)
-        except ConversionError as exc:
-            raise RegistryError(str(exc)) from None
+    try:
+        sniff(fileobj)  # magic bytes only: what the upload holds is for the sandbox to find out
+    except ConversionError as exc:
+        raise RegistryError(str(exc)) from None
 
     version = Version(
         model=model,
@@ -93,19 +99,13 @@ def upload_version(
     try:
         with transaction.atomic():
             Model.objects.select_for_update().filter(pk=model.pk).first()
-            version.number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+            version.number = max(model.versions.aggregate(n=Max("number"))["n"] or 0, model.number_floor) + 1
             version.save()
-            transaction.on_commit(lambda: _enqueue(version.pk))
+            transaction.on_commit(lambda: queue.enqueue_conversion(version.pk))
     except Exception:
         storage.delete_blob(version.upload_key)
         raise
     return version
-
-
-def _enqueue(version_id: int) -> None:
-    from conversions.tasks import convert_version
-
-    convert_version.delay(version_id)
 
 
 def delete_model(model: Model) -> None:
@@ -114,7 +114,10 @@ def delete_model(model: Model) -> None:
     keys = list(model.versions.values_list("upload_key", "uid"))
     shas = list(model.blobs.values_list("sha256", flat=True))
     name = model.full_name
-    model.delete()
+    last_number = max(model.versions.aggregate(n=Max("number"))["n"] or 0, model.number_floor)
+    with transaction.atomic():
+        RetiredName.objects.update_or_create(owner=model.owner, name=model.name, defaults={"last_number": last_number})
+        model.delete()
 
     def remove_files() -> None:
         try:
@@ -142,14 +145,8 @@ def request_variant(version: Version, quantization: str) -> Version:
         version.variants = {**version.variants, quantization: {"status": "pending"}}
         version.save(update_fields=["variants"])
         if version.is_ready:
-            transaction.on_commit(lambda: enqueue_variants(version.pk))
+            transaction.on_commit(lambda: queue.enqueue_variants(version.pk))
     return version
-
-
-def enqueue_variants(version_id: int) -> None:
-    from conversions.tasks import convert_version_variants
-
-    convert_version_variants.delay(version_id)
 
 
 def move_alias(model: Model, name: str, number: int, user, rollback: bool = False) -> tuple[Alias, bool]:

@@ -44,7 +44,7 @@ def cache_control(model: Model, is_alias: bool) -> str:
     return f"{scope}, no-cache" if is_alias else f"{scope}, max-age=31536000, immutable"
 
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 GZIP_MIN_BYTES = 1024
 
 

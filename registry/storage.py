@@ -8,12 +8,16 @@ be cached forever by browsers and CDNs.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.core.files import File
 from django.core.files.storage import storages
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -47,25 +51,62 @@ def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def put_blob(key: str, fileobj: IO[bytes]) -> None:
-    """Store the whole of `fileobj` (from its start) under `key`."""
+def put_blob(key: str, fileobj: IO[bytes], sha256: str | None = None) -> None:
+    """Store the whole of `fileobj` (from its start) under `key`. On local
+    disk the file appears whole or not at all (temporary file + rename);
+    ``sha256``, when given, is recorded with the object on S3."""
     storage = _storage()
     fileobj.seek(0)
     try:
         if _is_s3(storage):
-            storage.bucket.upload_fileobj(
-                fileobj,
-                storage._normalize_name(key),
-                ExtraArgs={"ContentType": content_type_for(key), "CacheControl": IMMUTABLE_CACHE_CONTROL},
-            )
+            extra = {"ContentType": content_type_for(key), "CacheControl": IMMUTABLE_CACHE_CONTROL}
+            if sha256:
+                extra["Metadata"] = {"sha256": sha256}
+            storage.bucket.upload_fileobj(fileobj, storage._normalize_name(key), ExtraArgs=extra)
         else:
-            if storage.exists(key):
-                storage.delete(key)
-            saved = storage.save(key, File(fileobj))
-            if saved != key:
-                raise StorageError(f"storage saved {key!r} as {saved!r}")
+            _put_local(Path(storage.path(key)), fileobj)
     except (BotoCoreError, ClientError, OSError) as exc:
         raise StorageError(f"could not store {key}: {exc}") from exc
+
+
+def _put_local(target: Path, fileobj: IO[bytes]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".incoming-", delete=False) as handle:
+        try:
+            shutil.copyfileobj(fileobj, handle, CHUNK_SIZE)
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.chmod(handle.name, 0o644)
+            os.replace(handle.name, target)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+
+
+def blob_matches(key: str, size: int, sha256: str) -> bool:
+    """Whether a stored blob exists with this size and content: a blob left
+    truncated or corrupt (or never stored) is written again."""
+    storage = _storage()
+    try:
+        if _is_s3(storage):
+            head = storage.bucket.Object(storage._normalize_name(key))
+            return head.content_length == size and head.metadata.get("sha256") == sha256
+        path = Path(storage.path(key))
+        if path.stat().st_size != size:
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return False
+        raise StorageError(f"could not stat {key}: {exc}") from exc
+    except FileNotFoundError:
+        return False
+    except (BotoCoreError, OSError) as exc:
+        raise StorageError(f"could not stat {key}: {exc}") from exc
 
 
 def blob_exists(key: str) -> bool:

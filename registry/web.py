@@ -64,7 +64,7 @@ def model_detail(request, owner: str, name: str):
         "ready_versions": ready,
         "aliases": alias_rows(request, model, latest),
         "alias_name_hint": ALIAS_NAME_HINT,
-        "alias_name_pattern": ALIAS_NAME_PATTERN.removeprefix("^").removesuffix("$"),
+        "alias_name_pattern": ALIAS_NAME_PATTERN.removeprefix("^").removesuffix(r"\Z"),
         "layers_versions": [version for version in ready if version.output_format == Version.OutputFormat.LAYERS],
         "latest": latest,
         "latest_url": latest_url,

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.db import connection
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
+PREDICT_JS = PROJECT_DIR / "converter" / "js" / "predict.mjs"
 S3_BUCKET = "modelport-test"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
+PREDICT_JS = PROJECT_DIR / "converter" / "js" / "predict.mjs"
 
 
 @dataclass

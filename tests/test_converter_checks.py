@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conversions.converter import check_tfjs_support
-from conversions.errors import ConversionError
+from converter.errors import ConversionError
+from converter.keras2 import check_tfjs_support
 
 
 def config(*layers: dict) -> dict:

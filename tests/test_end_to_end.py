@@ -97,8 +97,8 @@ def test_failed_conversion_keeps_reason_and_next_upload_works(registry, token, m
     assert [(v["quantization"], v["status"]) for v in version["variants"]] == [("uint8", "failed")]
     assert version["failure"] == "user"
     assert version["error"] == (
-        "Layer 'sneaky' is a Lambda layer: it holds Python code, which Modelport never runs "
-        "and TF.js cannot execute. Replace it with built-in layers."
+        "Layer 'sneaky' (Lambda) holds Python code; Modelport never runs code from an upload "
+        "and TF.js cannot execute it."
     )
     assert not marker.exists()
     assert registry.api().get(f"{registry.url}/m/alice/retry/1/model.json").status_code == 404

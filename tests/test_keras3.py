@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from conversions.errors import ConversionError
-from conversions.keras3 import convert_keras3
+from converter.errors import ConversionError
+from converter.keras3 import convert_keras3
 from tests import keras3_zoo as zoo
 
 pytestmark = pytest.mark.e2e

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conversions import parity
-from conversions.errors import ConversionError
-from conversions.keras_saved_model import (
+from converter import parity
+from converter.errors import ConversionError
+from converter.keras_saved_model import (
     NoLayersTopology,
     convert_legacy_keras_saved_model,
     is_legacy_keras_saved_model,
@@ -225,7 +225,7 @@ def test_lambda_layer_is_rejected_without_running_its_code(tmp_path, hidden_in_w
     with pytest.raises(ConversionError) as caught:
         convert_legacy_keras_saved_model(saved, tmp_path / "tfjs", SHARD_BYTES)
 
-    assert str(caught.value).startswith("Layer 'sneaky' is a Lambda layer")
+    assert str(caught.value).startswith("Layer 'sneaky' (Lambda) holds Python code")
     assert not marker.exists()
     assert not (tmp_path / "tfjs" / "model.json").exists()
 

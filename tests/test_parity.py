@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversions import parity
-from conversions.errors import ConversionError
-from conversions.sandbox import clean_parity
+from conversions.results import clean_parity
+from converter import parity
+from converter.errors import ConversionError
 
 SPECS = [parity.InputSpec("x", (None, 3), "float32")]
 

@@ -26,12 +26,14 @@ def make_ready_version(model, number: int, shard: bytes = SHARD) -> Version:
         model=model, number=number, status=Version.Status.READY, upload_name="m.h5", upload_size=1,
         upload_sha256="0" * 64, upload_key=f"uploads/{number}", output_format="layers-model",
     )  # fmt: skip
-    with tempfile.TemporaryDirectory() as output:
-        Path(output, "group1-shard1of1.bin").write_bytes(shard)
+    with tempfile.TemporaryDirectory() as job_dir:
+        output = Path(job_dir, "output")
+        output.mkdir()
+        (output / "group1-shard1of1.bin").write_bytes(shard)
         weights = [{"name": "d/kernel", "shape": [len(shard) // 4], "dtype": "float32"}]
         manifest = [{"paths": ["group1-shard1of1.bin"], "weights": weights}]
-        Path(output, "model.json").write_text(json.dumps({"modelTopology": TOPOLOGY, "weightsManifest": manifest}))
-        published = store(Path(output), "layers-model", f"artifacts/{version.uid}/1/model.json", depth=1)
+        (output / "model.json").write_text(json.dumps({"modelTopology": TOPOLOGY, "weightsManifest": manifest}))
+        published = store(Path(job_dir), "output", "layers-model", f"artifacts/{version.uid}/1/model.json", depth=1)
     version.model_json_key = published.model_json_key
     version.model_json_sha256 = published.model_json_sha256
     version.blobs = published.blobs

@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 
-from conversions import tfjs_input
-from conversions.errors import ConversionError
-from conversions.formats import detect_format
+from converter import tfjs_input
+from converter.archive import extract
+from converter.errors import ConversionError
+from converter.formats import ARCHIVE, detect_file, detect_tree
 from tests.uploads import zip_of
 
 
-def test_zip_with_model_json_is_detected_as_a_tfjs_model():
-    upload = zip_of({"web_model/model.json": b"{}", "web_model/group1-shard1of1.bin": b"\0"})
-    assert detect_format(io.BytesIO(upload.read())) == "tfjs"
+def test_zip_with_model_json_is_detected_as_a_tfjs_model(tmp_path):
+    upload = tmp_path / "upload"
+    upload.write_bytes(zip_of({"web_model/model.json": b"{}", "web_model/group1-shard1of1.bin": b"\0"}).read())
+    assert detect_file(upload) == ARCHIVE
+    extract(upload, tmp_path / "input")
+    assert detect_tree(tmp_path / "input") == ("tfjs", tmp_path / "input" / "web_model")
 
 
 def write_model(directory, manifest_paths, files=()):

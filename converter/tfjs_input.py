@@ -11,42 +11,34 @@ TF.js on deterministic inputs, which must give finite outputs.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from conversions import parity
-from conversions.errors import ConversionError
-from conversions.formats import MAX_MODEL_JSON_BYTES
-
-SAFE_PATH = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$")
+from converter import modeljson, parity
+from converter.errors import ConversionError
+from converter.formats import GRAPH_MODEL, LAYERS_MODEL
+from converter.keras2 import check_model_classes, check_tfjs_support
 
 
 def read_model_json(source: Path) -> dict:
     path = source / "model.json"
-    if path.stat().st_size > MAX_MODEL_JSON_BYTES:
+    if path.stat().st_size > modeljson.MAX_MODEL_JSON_BYTES:
         raise ConversionError("model.json is larger than 64 MiB.")
-    try:
-        document = json.loads(path.read_bytes())
-    except ValueError as exc:
-        raise ConversionError(f"model.json is not valid JSON: {exc}.") from None
-    if not isinstance(document, dict) or not isinstance(document.get("modelTopology"), dict):
-        raise ConversionError("model.json has no modelTopology: it is not a TF.js model.")
-    manifest = document.get("weightsManifest")
-    if not isinstance(manifest, list) or not all(isinstance(g, dict) for g in manifest):
-        raise ConversionError("model.json has no weightsManifest: it is not a TF.js model.")
-    for group in manifest:
-        for name in group.get("paths", []):
-            if not isinstance(name, str) or not SAFE_PATH.match(name) or ".." in name.split("/"):
-                raise ConversionError(f"model.json refers to a weight file outside the model: {name!r}.")
-            if not (source / name).is_file():
+    document = modeljson.parse(path.read_bytes(), flat=False)
+    for group in document["weightsManifest"]:
+        sizes = []
+        for name in group["paths"]:
+            shard = source / name
+            if not shard.is_file() or shard.is_symlink():
                 raise ConversionError(f"The weight file {name!r} named in model.json is missing from the archive.")
+            sizes.append(shard.stat().st_size)
+        modeljson.check_group_bytes(group, sum(sizes))
     return document
 
 
 def output_format(document: dict) -> str:
-    return "graph-model" if "node" in document["modelTopology"] else "layers-model"
+    return GRAPH_MODEL if modeljson.is_graph_model(document) else LAYERS_MODEL
 
 
 def normalise(source: Path, output: Path, shard_bytes: int) -> dict:
@@ -67,9 +59,6 @@ def normalise(source: Path, output: Path, shard_bytes: int) -> dict:
 
 
 def layers_proof(output: Path) -> parity.Proof:
-    from conversions.converter import check_tfjs_support
-    from conversions.keras_saved_model import check_model_classes
-
     topology = json.loads((output / "model.json").read_text())["modelTopology"]
     model_config = topology.get("model_config", topology)
     check_model_classes(model_config)

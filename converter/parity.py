@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from conversions.errors import ConversionError
+from converter.errors import ConversionError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PREDICT_JS = PROJECT_DIR / "conversions" / "js" / "predict.mjs"
+PREDICT_JS = PROJECT_DIR / "converter" / "js" / "predict.mjs"
 BATCH = 2
 RAW_TYPES = {"float32": "<f4", "int32": "<i4", "bool": "u1"}
 FREE_DIMENSION = 16
@@ -175,7 +175,7 @@ def _output_shape(layer) -> list | None:
 
 def keras3_proof(path: Path) -> Proof:
     """Reference for a Keras 3 file whose every class was already checked to
-    be a built-in layer TF.js supports (conversions/keras3.py)."""
+    be a built-in layer TF.js supports (converter/keras3.py)."""
     import keras
 
     try:
@@ -254,8 +254,9 @@ def graph_reference(saved_model_dir: Path, signature: str, model_json: dict):
     """Specs, predict function and TF.js node names for a SavedModel signature."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    function = loaded.signatures[signature]
+    from converter import saved_model
+
+    function = saved_model.load(saved_model_dir).signatures[signature]
     _, kwargs = function.structured_input_signature
     keys = sorted(kwargs)
     tfjs_signature = model_json.get("signature") or {}

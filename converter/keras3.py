@@ -16,9 +16,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from conversions.errors import ConversionError
-from conversions.keras3_config import (
-    CODE_MESSAGE,
+from converter.errors import ConversionError
+from converter.keras3_config import (
     GLOBAL_POOLING,
     INFERENCE_IDENTITY,
     MODELS,
@@ -40,7 +39,7 @@ from conversions.keras3_config import (
     _softmax,
     _unsupported,
 )
-from conversions.keras3_weights import (
+from converter.keras3_weights import (
     OWN_VARIABLES,
     _forward_base,
     _join,
@@ -50,6 +49,7 @@ from conversions.keras3_weights import (
     _read_legacy_weights,
     _WeightRequests,
 )
+from converter.keras_config import CODE_LAYERS, CODE_MESSAGE, check_no_code
 
 # Layer classes registered in @tensorflow/tfjs-layers 4.22 (its serialization map).
 TFJS_LAYERS = frozenset(
@@ -60,9 +60,9 @@ TFJS_LAYERS = frozenset(
     "GlobalAveragePooling2D GlobalMaxPooling1D GlobalMaxPooling2D InputLayer LSTM LayerNormalization "
     "LeakyReLU Masking MaxPooling1D MaxPooling2D MaxPooling3D Maximum Minimum Model Multiply PReLU "
     "Permute RNN RandomWidth ReLU RepeatVector Rescaling Reshape Resizing SeparableConv2D Sequential "
-    "SimpleRNN Softmax SpatialDropout1D TimeDistributed UpSampling2D ZeroPadding2D".split()
+    "SimpleRNN Softmax SpatialDropout1D TimeDistributed UpSampling2D ZeroPadding2D "
+    "LSTMCell GRUCell SimpleRNNCell StackedRNNCells".split()
 )
-CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"})
 # Layers without variables whose Keras 3 config tfjs-layers reads correctly
 # once the generic clean-up (keras3_config._clean) has run (each one is exercised by a test).
 WEIGHTLESS = GLOBAL_POOLING | frozenset(
@@ -106,6 +106,8 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
                 weights = _read_legacy_weights(h5["model_weights"], walker.requests)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ConversionError(f"The model file does not hold a Keras 3 model Modelport can read ({exc!r}).") from None
+    # After the layer-by-layer checks (their messages are more precise), before anything builds the model.
+    check_no_code(config)
     # tfjs matches weights by name; list them as its model.weights does (trainable first).
     flags = [request.trainable for request in walker.requests]
     weights = [w for w, t in zip(weights, flags, strict=True) if t] + [

@@ -18,9 +18,10 @@ from typing import IO
 
 import numpy as np
 
-from conversions.archive import Limits
-from conversions.errors import ConversionError
-from conversions.keras3_config import RECURRENT
+from converter import hdf5
+from converter.archive import Limits
+from converter.errors import ConversionError
+from converter.keras3_config import RECURRENT
 
 CONFIG_BYTES = 64 * 1024**2
 TOP_LEVEL = "top_level_model_weights"  # a legacy .h5's group for variables a model owns itself
@@ -59,7 +60,13 @@ STATISTICS = {"BatchNormalization": ["moving_mean", "moving_variance"]}
 
 def _read_keras_archive(source: Path) -> tuple[dict, str, IO[bytes]]:
     with zipfile.ZipFile(source) as archive:
-        names = set(archive.namelist())
+        members = archive.infolist()
+        limits = Limits()
+        if len(members) > limits.max_members or sum(m.file_size for m in members) > limits.max_total_bytes:
+            raise ConversionError(
+                f"The .keras archive holds more than {limits.max_members} files or {limits.max_total_bytes} bytes."
+            )
+        names = {member.filename for member in members}
         if "config.json" not in names or "model.weights.h5" not in names:
             raise ConversionError(
                 "The .keras archive must contain config.json and model.weights.h5 "
@@ -72,7 +79,8 @@ def _read_keras_archive(source: Path) -> tuple[dict, str, IO[bytes]]:
                 _read_member(archive, "metadata.json", io.BytesIO(), CONFIG_BYTES).getvalue(), "metadata.json"
             )
         # h5py needs random access: unpack the weights to an anonymous temporary file.
-        weights = _read_member(archive, "model.weights.h5", tempfile.TemporaryFile(), Limits().max_total_bytes)
+        weights = _read_member(archive, "model.weights.h5", tempfile.NamedTemporaryFile(), limits.max_total_bytes)
+        hdf5.check_self_contained(Path(weights.name), "model.weights.h5 in the .keras archive")
     version = str(metadata.get("keras_version", "3"))
     if not version.startswith("3"):
         weights.close()

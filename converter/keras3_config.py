@@ -12,7 +12,8 @@ import copy
 
 import numpy as np
 
-from conversions.errors import ConversionError
+from converter.errors import ConversionError
+from converter.keras_config import CODE_MESSAGE
 
 MODELS = frozenset({"Functional", "Sequential", "Model"})
 RECURRENT = frozenset({"SimpleRNN", "LSTM", "GRU"})
@@ -57,7 +58,6 @@ MASK_OPS = frozenset(
     {"NotEqual", "Equal", "Any", "All", "LogicalAnd", "LogicalOr", "LogicalNot", "Cast", "ExpandDims", "Squeeze"}
 )
 NO_SHAPE = "the file does not record it (Sequential models saved as .h5 keep almost no shapes; save as .keras)."
-CODE_MESSAGE = "holds Python code; Modelport never runs code from an upload and TF.js cannot execute it."
 
 
 # --- Telling layers from code and ops ---------------------------------------------------

@@ -5,11 +5,13 @@ class ConversionError(Exception):
     """The upload cannot be converted; the message is shown to the user as is.
 
     ``parity`` carries the TF.js-vs-TensorFlow figures when the conversion
-    ran but its predictions were off."""
+    ran but its predictions were off; ``facts`` what was learnt about the
+    upload before it failed (its detected ``input_format``)."""
 
-    def __init__(self, message: str, parity: dict | None = None):
+    def __init__(self, message: str, parity: dict | None = None, facts: dict | None = None):
         super().__init__(message)
         self.parity = parity
+        self.facts = facts or {}
 
 
 class SystemFailure(Exception):

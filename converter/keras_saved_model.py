@@ -16,7 +16,6 @@ Runs inside the sandbox, next to the converter; no Django here.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conversions.errors import ConversionError
+from converter.errors import ConversionError
+from converter.keras2 import GLOBAL_POOLING, check_model_classes, keepdims_pooling_layers
 
 METADATA_FILE = "keras_metadata.pb"
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
@@ -35,7 +35,6 @@ TRAINABLE_LIST = ("trainable_variables",)
 NON_TRAINABLE_LIST = ("keras_api", "non_trainable_variables")
 # How a model's object-graph node names the layers it tracks.
 TRACKED_LAYER = re.compile(r"layer(_with_weights)?-\d+")
-GLOBAL_POOLING = {"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"}
 
 Weights = list[tuple[str, np.ndarray]]  # (variable name, value), in tf-keras' order
 
@@ -146,61 +145,6 @@ def _decode_keras_json(item: dict):
     return item
 
 
-def check_model_classes(model_config: dict) -> None:
-    """Reject code layers and classes that are not built into tf-keras,
-    wherever they sit: in nested models, wrappers (TimeDistributed,
-    Bidirectional), RNN cells, initializers, regularizers, constraints."""
-    from conversions.converter import CODE_LAYERS, check_keras_config  # here: converter.py may import this module
-
-    check_keras_config(model_config)
-    builtin = _builtin_class_names()
-
-    def visit(item, layer_name: str) -> None:
-        if isinstance(item, list):
-            for element in item:
-                visit(element, layer_name)
-            return
-        if not isinstance(item, dict):
-            return
-        class_name = item.get("class_name")
-        config = item.get("config")
-        if isinstance(class_name, str) and isinstance(config, dict):
-            own_name = config.get("name") if isinstance(config.get("name"), str) else None
-            if class_name in CODE_LAYERS:
-                check_keras_config({"config": {"layers": [item]}})
-            if class_name not in builtin:
-                if own_name is not None:
-                    raise ConversionError(
-                        f"Layer '{own_name}' is a custom class {class_name!r}; custom code is "
-                        "never run and TF.js cannot load it."
-                    )
-                raise ConversionError(
-                    f"Layer '{layer_name}' uses a custom class {class_name!r} in its configuration; "
-                    "custom code is never run and TF.js cannot load it."
-                )
-            layer_name = own_name or layer_name
-        for value in item.values():
-            visit(value, layer_name)
-
-    visit(model_config, model_config["config"].get("name", "?"))
-
-
-@functools.cache
-def _builtin_class_names() -> frozenset[str]:
-    from tf_keras.src import constraints, initializers, regularizers
-    from tf_keras.src.layers import serialization as layer_serialization
-
-    from conversions.converter import CODE_LAYERS
-
-    layer_serialization.populate_deserializable_objects()
-    initializers.populate_deserializable_objects()
-    names = set(layer_serialization.LOCAL.ALL_OBJECTS) | set(initializers.LOCAL.ALL_OBJECTS)
-    for module, base in ((regularizers, regularizers.Regularizer), (constraints, constraints.Constraint)):
-        names |= {name for name, value in vars(module).items() if isinstance(value, type) and issubclass(value, base)}
-    names.add("Policy")  # mixed-precision dtype policies
-    return frozenset(names - CODE_LAYERS)
-
-
 def read_layer_weights(saved_model_dir: Path, model: SavedKerasModel) -> dict[str, Weights]:
     """The weights of each top-level layer (a nested model's are all its
     layers' weights), by layer name.
@@ -280,37 +224,6 @@ def adapt_for_tfjs(model: SavedKerasModel) -> dict:
 
     rewrite(model_config, "root")
     return model_config
-
-
-def keepdims_pooling_layers(layer: dict, input_shape) -> list[dict]:
-    class_name, config = layer["class_name"], layer["config"]
-    name = config["name"]
-    rank = 2 if class_name.endswith("2D") else 1
-    channels_first = config.get("data_format") == "channels_first"
-    channels = None
-    if isinstance(input_shape, list) and len(input_shape) == rank + 2:
-        channels = input_shape[1] if channels_first else input_shape[-1]
-    if not isinstance(channels, int):
-        raise ConversionError(
-            f"Layer '{name}' ({class_name}) uses keepdims=True on an input whose channel count is not saved; "
-            "TF.js has no keepdims option."
-        )
-    pool_name = f"{name}__pool"
-    pool = {**layer, "config": {**config, "name": pool_name, "keepdims": False}}
-    reshape = {
-        "class_name": "Reshape",
-        "config": {
-            "name": name,
-            "trainable": config.get("trainable", True),
-            "dtype": config.get("dtype", "float32"),
-            "target_shape": [channels] + [1] * rank if channels_first else [1] * rank + [channels],
-        },
-    }
-    if "inbound_nodes" in layer:  # a functional model: wire the Reshape to the pooling, call by call
-        pool["name"] = pool_name
-        calls = range(len(layer["inbound_nodes"]))
-        reshape.update(name=name, inbound_nodes=[[[pool_name, call, 0, {}]] for call in calls])
-    return [pool, reshape]
 
 
 def write_keras2_h5(path: Path, model_config: dict, keras_version: str, weights: dict[str, Weights]) -> None:

@@ -1,0 +1,101 @@
+"""Check what the sandbox reports before any of it is believed.
+
+The converter ran on untrusted input, so its result.json is untrusted too:
+only well-typed, bounded fields are kept, and a malformed result is the
+upload's fault (a converter made to misbehave), never a reason to retry.
+"""
+
+from __future__ import annotations
+
+from converter.errors import ConversionError
+from converter.formats import INPUT_FORMATS, OUTPUT_FORMATS, QUANTIZATIONS
+
+
+def checked_result(result: dict) -> dict:
+    """The converter's result with only well-typed fields; raises
+    ConversionError for a failed conversion (with its parity figures)."""
+    if not isinstance(result.get("ok"), bool):
+        raise ConversionError("The converter wrote an unreadable result for this file.")
+    input_format = result.get("input_format")
+    checked = {"input_format": input_format if input_format in INPUT_FORMATS else ""}
+    figures = clean_parity(result.get("parity"))
+    if not result["ok"]:
+        raise ConversionError(
+            str(result.get("error") or "The conversion failed.")[:2000], parity=figures, facts=checked
+        )
+    if result.get("output_format") not in OUTPUT_FORMATS:
+        raise ConversionError("The converter reported an unknown output format.")
+    if figures is None:
+        raise ConversionError("The converter reported no parity figures.")
+    return {
+        **checked,
+        "output_format": result["output_format"],
+        "converter_version": str(result.get("converter_version", ""))[:32],
+        "parity": figures,
+        "variants": clean_variants(result.get("variants")),
+        "layers": clean_layers(result.get("layers")),
+    }
+
+
+def _shape(value):
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list) and len(value) <= 64:
+        return [_shape(item) for item in value]
+    raise ValueError("not a shape")
+
+
+def clean_layers(layers) -> list[dict]:
+    """Keep only well-typed layer descriptions from the untrusted child."""
+    if not isinstance(layers, list):
+        return []
+    try:
+        return [
+            {
+                "name": str(layer["name"])[:255],
+                "class_name": str(layer["class_name"])[:100],
+                "output_shape": _shape(layer.get("output_shape")),
+            }
+            for layer in layers[:5000]
+        ]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def clean_variants(variants) -> dict:
+    """Keep only well-typed variant outcomes from the untrusted child."""
+    if not isinstance(variants, dict):
+        return {}
+    cleaned = {}
+    for quantization in QUANTIZATIONS:
+        outcome = variants.get(quantization)
+        if isinstance(outcome, dict):
+            ok = outcome.get("ok") is True
+            figures = clean_parity(outcome.get("parity"))
+            if ok and figures is None:
+                ok, outcome = False, {"error": "The variant was not checked against TensorFlow."}
+            cleaned[quantization] = {"ok": ok, "error": str(outcome.get("error") or "")[:2000], "parity": figures}
+    return cleaned
+
+
+def clean_parity(figures) -> dict | None:
+    """Keep only well-typed parity figures from the untrusted child."""
+    if not isinstance(figures, dict):
+        return None
+    try:
+        if figures.get("reference") == "none":  # a TF.js upload: run, but nothing to compare with
+            cleaned = {"reference": "none"}
+        else:
+            cleaned = {key: float(figures[key]) for key in ("max_abs_error", "max_rel_error", "atol", "rtol")}
+        cleaned["passed"] = bool(figures["passed"])
+        cleaned["inputs"] = [
+            {
+                "name": str(item["name"])[:200],
+                "shape": [int(d) for d in item["shape"]][:16],
+                "dtype": str(item["dtype"])[:16],
+            }
+            for item in list(figures.get("inputs", []))[:64]
+        ]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return cleaned
