@@ -28,7 +28,7 @@ def check_model_classes(model_config: dict) -> None:
     """Refuse code layers, serialized functions and classes that are not
     built into tf-keras, with the name of the layer that holds them."""
     builtin = builtin_class_names()
-    for obj, owner in keras_config.walk_objects(model_config):
+    for obj, owner, _ in keras_config.walk_objects(model_config):
         class_name = obj.get("class_name")
         if not isinstance(class_name, str) or not isinstance(obj.get("config"), dict):
             continue

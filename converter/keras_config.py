@@ -42,17 +42,20 @@ def layer_name(item: dict) -> str | None:
     return None
 
 
-def walk_objects(item, owner: str = "?") -> Iterator[tuple[dict, str]]:
+def walk_objects(item, owner: str = "?", enclosing: str = "?") -> Iterator[tuple[dict, str, str]]:
     """Every JSON object anywhere in ``item``, with the name of the layer it
-    belongs to (the nearest enclosing object that is a layer)."""
+    belongs to (itself, or the nearest enclosing layer) and of the layer
+    around that."""
     if isinstance(item, list):
         for element in item:
-            yield from walk_objects(element, owner)
+            yield from walk_objects(element, owner, enclosing)
     elif isinstance(item, dict):
-        owner = layer_name(item) or owner
-        yield item, owner
+        own = layer_name(item)
+        if own is not None:
+            owner, enclosing = own, owner
+        yield item, owner, enclosing
         for value in item.values():
-            yield from walk_objects(value, owner)
+            yield from walk_objects(value, owner, enclosing)
 
 
 LAYER_KEYS = ("config", "layers", "layer", "backward_layer", "cell", "cells")
@@ -75,7 +78,7 @@ def walk_layers(item) -> Iterator[dict]:
 def check_no_code(model_config: dict) -> None:
     """Refuse any serialized Python function or code-bearing class, with the
     name of the layer that holds it."""
-    for obj, owner in walk_objects(model_config):
+    for obj, owner, enclosing in walk_objects(model_config):
         class_name = obj.get("class_name")
         if isinstance(class_name, str):
             short = class_name.split(">")[-1]
@@ -83,7 +86,7 @@ def check_no_code(model_config: dict) -> None:
                 raise ConversionError(f"Layer '{owner}' ({short}) {CODE_MESSAGE}")
             if short.endswith("Wrapper"):
                 raise ConversionError(
-                    f"Layer '{owner}' uses a {short} (an RNN cell wrapper), which can carry Python functions; "
+                    f"Layer '{enclosing}' uses a {short} (an RNN cell wrapper), which can carry Python functions; "
                     "Modelport never runs code from an upload and TF.js has no such wrapper."
                 )
             if short in FUNCTION_CLASSES and not _is_keras_activation(obj):

@@ -105,6 +105,19 @@ def backend(request, tmp_path_factory) -> Backend:
 
 
 @pytest.fixture(scope="session")
+def worker_sandbox(tmp_path_factory):
+    """This test process's own converter sandbox, as a worker has it, for
+    tests that run the conversion service in-process."""
+    from conversions import sandbox
+
+    box = sandbox.Sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox-tests", 100)
+    previous, sandbox._sandbox = sandbox._sandbox, box
+    yield box
+    box.stop()
+    sandbox._sandbox = previous
+
+
+@pytest.fixture(scope="session")
 def celery_worker_process(backend, django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on the test database and `backend`."""
     with django_db_blocker.unblock():

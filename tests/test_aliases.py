@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from registry.models import Version
+from registry.models import Alias, AliasMove, Version
 from tests.test_serving import SHARD, make_ready_version
 
 pytestmark = pytest.mark.django_db
@@ -119,10 +117,20 @@ def test_a_load_that_started_before_a_move_finishes_on_its_own_version(owner_cli
     owner_client.put(ALIASES + "production/", {"version": 2}, format="json")
     for path in manifest[0]["paths"]:
         blob = anon_client.get(f"/m/alice/digits/production/{path}".replace("/production/../", "/"))
-        data = b"".join(blob.streaming_content)
-        assert hashlib.sha256(data).hexdigest() == three_versions[0].blobs[0]["sha256"]
+        assert b"".join(blob.streaming_content) == SHARD[1:] + SHARD[:1]  # version 1's weights, not version 2's
 
 
-def test_deleting_a_model_with_aliases_works(owner_client, three_versions):
+def test_alias_names_must_match_in_full(owner_client, three_versions):
+    response = owner_client.put(ALIASES + "prod%0A/", {"version": 1}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Use 1-50 lowercase letters, digits, '.', '_' or '-', starting with a letter."}
+    assert not Alias.objects.exists()
+
+
+def test_deleting_a_model_with_aliases_removes_them_and_their_urls(owner_client, anon_client, three_versions):
     owner_client.put(ALIASES + "production/", {"version": 2}, format="json")
+    assert anon_client.get("/m/alice/digits/production/model.json").status_code == 200
     assert owner_client.delete("/api/v1/models/alice/digits/").status_code == 204
+    assert not Alias.objects.exists() and not AliasMove.objects.exists()
+    assert anon_client.get("/m/alice/digits/production/model.json").status_code == 404
+    assert owner_client.get(ALIASES).status_code == 404

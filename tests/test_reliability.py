@@ -11,7 +11,6 @@ import uuid
 
 import psutil
 import pytest
-from django.conf import settings as django_settings
 
 from conversions.tasks import convert_version
 from registry import services, storage
@@ -123,4 +122,4 @@ def test_job_whose_worker_keeps_dying_fails_after_the_attempt_limit(crash_rig, p
         "Upload the file again; if it keeps failing, the model may be too large for this server."
     )
     assert version.attempts == 3
-    assert django_settings.CONVERSION_MAX_ATTEMPTS == 3  # the test's own process keeps the default
+    assert not version.model_json_key and version.blobs == []  # nothing half-published

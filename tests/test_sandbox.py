@@ -250,3 +250,35 @@ def test_a_job_over_its_scratch_space_is_stopped(fresh_sandbox):
     with pytest.raises(ConversionError, match=r"^The conversion wrote more than 1 MiB of files and was stopped\."):
         box.run({"format": "keras-h5", "shard_bytes": 4096}, small)
     assert box.process is None  # the whole sandbox was stopped
+
+
+CRASH_PROBE = r"""
+import json, os, signal
+from converter import run, zygote
+
+run.handle = lambda workdir: os.kill(os.getpid(), signal.SIGSEGV)
+job = {"workdir": "/job", "own_pid_namespace": True, "cpu_seconds": 50, "memory_bytes": 4 * 1024**3,
+       "timeout_seconds": 60, "file_bytes": 1024**3, "processes": 300, "log_bytes": 1024}
+print(json.dumps(zygote.run_job(job)))
+"""
+
+
+def test_a_converter_crash_is_reported_as_the_files_fault_without_its_log(host, fresh_sandbox):
+    done = run_in_sandbox(host["job_dir"], sys.executable, "-c", CRASH_PROBE)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply == {"signal": 11, "leftovers": 0}
+
+    box = fresh_sandbox()
+    box.job_dir.mkdir(parents=True)
+    (box.job_dir / "converter.log").write_text("Traceback ... SECRET-LOG-LINE /internal/path\n")
+    limits = sandbox.SandboxLimits.from_settings()
+    with pytest.raises(ConversionError) as crashed:
+        box._read_result(reply, limits)
+    assert str(crashed.value) == (
+        "The converter crashed on this file (SIGSEGV); it was not retried. "
+        "The file may be damaged or built to attack the converter."
+    )
+    with pytest.raises(ConversionError) as stopped:
+        box._read_result({"exit_code": 70, "leftovers": 0}, limits)
+    assert str(stopped.value) == "The converter stopped unexpectedly on this file; it was not retried."
