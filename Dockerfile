@@ -6,7 +6,9 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MODELPORT_VAR_DIR=/var/lib/modelport
-RUN apt-get update && apt-get install -y --no-install-recommends util-linux && rm -rf /var/lib/apt/lists/*
+# bubblewrap is the converter sandbox (conversions/sandbox.py); libseccomp2 compiles its filter.
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY requirements.lock .
@@ -14,8 +16,9 @@ RUN pip install --no-cache-dir --no-deps -r requirements.lock
 COPY --from=node /app/node_modules node_modules
 COPY . .
 RUN DEBUG=1 python manage.py collectstatic --noinput \
-    && useradd --system --home /var/lib/modelport modelport \
+    && useradd --system --uid 10001 --home /var/lib/modelport modelport \
     && mkdir -p /var/lib/modelport && chown -R modelport /var/lib/modelport
-USER modelport
+# Never root: the sandbox then maps its uid 65534 to this unprivileged user.
+USER 10001
 EXPOSE 8000
 CMD ["gunicorn", "modelport.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "600"]

@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run token test test-fast lint lock chromium clean bench-convert bench-serve
+.PHONY: install run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -26,7 +26,12 @@ $(NODE_STAMP): package-lock.json
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-run: install
+# bubblewrap is the converter sandbox; without it conversions fail closed.
+sandbox:
+	@command -v bwrap >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2; }
+
+run: install sandbox
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py rundev
 
 # An API token for USER (created if missing), for the development server.
@@ -34,11 +39,11 @@ token: install
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --verbosity 0
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py apitoken $(or $(USER_NAME),$(USER),admin) | tail -1
 
-test: install chromium
+test: install chromium sandbox
 	CELERY_QUEUE=modelport-test SECRET_KEY=$${SECRET_KEY:-test-only-secret} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install sandbox
 	CELERY_QUEUE=modelport-test SECRET_KEY=test-only-secret $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 lint: install
@@ -47,7 +52,7 @@ lint: install
 
 # Upload→ready through gunicorn + a Celery worker against the bare
 # tensorflowjs_converter CLI on the same files, e.g. BENCH_ARGS="--repeat 5 --phases".
-bench-convert: install
+bench-convert: install sandbox
 	$(BIN)/python bench/bench_convert.py $(BENCH_ARGS)
 
 # model.json and blob serving (gunicorn, and behind deploy/nginx.conf) against

@@ -53,17 +53,16 @@ TARGETS = {"mobilenet-0.25": 0.5, "mobilenet-0.25-classic": 0.5, "dense-100mb": 
 PHASES = (
     "claim",
     "fetch upload",
-    "detect format",
-    "unpack archive",
     "sandbox",
+    "  child: detect + unpack",
     "  child: checks + tfjs convert",
     "  child: tf-keras load_model",
     "  child: TF reference (predict; SavedModel load)",
     "  child: regroup weights",
     "  child: TF.js in Node",
     "  child: other",
-    "  fork, jail, IPC",
-    "validate output",
+    "  sandbox overhead (fork, limits, cleanup, IPC)",
+    "validate + private copies",
     "store files",
     "other (db, save)",
     "total",
@@ -613,8 +612,10 @@ def probe_zygote() -> None:
     from converter import zygote
 
     job: dict[str, float] = {}
-    wrap("converter.run", "convert_keras_h5", "  child: checks + tfjs convert", job)
-    wrap("converter.run", "convert_saved_model", "  child: checks + tfjs convert", job)
+    wrap("converter.run", "open_upload", "  child: detect + unpack", job)
+    wrap("converter.keras2", "convert_keras_h5", "  child: checks + tfjs convert", job)
+    wrap("converter.keras3", "convert_keras3", "  child: checks + tfjs convert", job)
+    wrap("converter.saved_model", "convert", "  child: checks + tfjs convert", job)
     wrap("converter.parity", "load_keras2", "  child: tf-keras load_model", job)
     wrap("converter.parity", "keras2_proof", "  child: TF reference (predict; SavedModel load)", job)
     wrap("converter.parity", "graph_proof", "  child: TF reference (predict; SavedModel load)", job)
@@ -652,27 +653,28 @@ def probe_worker(phases_path: str, celery_args: list[str]) -> None:
 
     job: dict[str, float] = {}
 
-    def child_phases(workdir: Path, *args) -> None:
-        path = workdir / CHILD_PHASES_FILE
+    def child_phases(*args) -> None:
+        path = sandbox._the_sandbox().job_dir / CHILD_PHASES_FILE
         if path.is_file():
             child = json.loads(path.read_text())
             job.update({label: seconds for label, seconds in child.items() if label.startswith(" ")})
-            job["  fork, jail, IPC"] = job["sandbox"] - child["child total"]
+            job["  sandbox overhead (fork, limits, cleanup, IPC)"] = job["sandbox"] - child["child total"]
 
-    jail_command = sandbox.jail_command
+    bwrap_command = sandbox.bwrap_command
+    here = Path(__file__).resolve()
 
-    def probe_jail_command(command: list[str], scratch: Path) -> list[str]:
-        if command[-2:] == ["-m", "converter.zygote"]:
-            command = [*command[:-2], str(Path(__file__).resolve()), "_zygote"]
-        return jail_command(command, scratch)
+    def probe_bwrap_command(job_dir: Path, seccomp_fd: int, limits) -> list[str]:
+        # The same sandbox, running this script's timed zygote (so it can read bench/).
+        command = bwrap_command(job_dir, seccomp_fd, limits)
+        end = command.index("--")
+        bench = ["--ro-bind", str(here.parent), str(here.parent)]
+        return [*command[:end], *bench, "--", sys.executable, str(here), "_zygote"]
 
-    sandbox.jail_command = probe_jail_command
+    sandbox.bwrap_command = probe_bwrap_command
     wrap("conversions.services", "claim", "claim", job)
     wrap("registry.storage", "download_blob", "fetch upload", job)
-    wrap("conversions.services", "detect_format", "detect format", job)
-    wrap("converter.archive", "extract", "unpack archive", job)
-    wrap("conversions.services", "run_converter", "sandbox", job, after=child_phases)
-    wrap("conversions.publish", "validate_output", "validate output", job)
+    wrap("conversions.sandbox", "run", "sandbox", job, after=child_phases)
+    wrap("conversions.publish", "read_output", "validate + private copies", job)
     wrap("registry.storage", "put_blob", "store files", job)
     convert = services.convert
 

@@ -64,8 +64,9 @@ def production_proxy_conf(work: Path, port: int, app_port: int) -> str:
     cache.chmod(0o777)
     conf = conf.replace("server web:8000;", f"server 127.0.0.1:{app_port};")
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("/var/cache/modelport", str(cache)).replace("max_size=20g", "max_size=1g")
-    return f"pid {work}/proxy.pid;\nerror_log {work}/proxy-error.log;\n" + conf
+    conf = conf.replace("/var/cache/nginx/modelport", str(cache)).replace("max_size=20g", "max_size=1g")
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {work}/proxy.pid;")
+    return f"error_log {work}/proxy-error.log;\n" + conf
 
 
 def free_port() -> int:

@@ -165,9 +165,11 @@ from converter import run, zygote
 def hostile_job(workdir):
     grandchild = subprocess.Popen(["sleep", "600"], start_new_session=True)  # setsid: its own session
     open("/tmp/left-behind", "w").write("x")
-    limits = {name: resource.getrlimit(getattr(resource, name)) for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE")}
+    names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE")
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in names}
     fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-    (workdir / "job.json").write_text(json.dumps({"grandchild": grandchild.pid, "limits": limits, "fds": fds, "sid": os.getsid(0) == os.getpid()}))
+    seen = {"grandchild": grandchild.pid, "limits": limits, "fds": fds, "sid": os.getsid(0) == os.getpid()}
+    (workdir / "job.json").write_text(json.dumps(seen))
 
 run.handle = hostile_job
 job = {"workdir": "/job", "own_pid_namespace": True, "cpu_seconds": 50, "memory_bytes": 4 * 1024**3,

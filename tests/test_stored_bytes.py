@@ -33,7 +33,8 @@ def write_output(job_dir, shard: bytes = SHARD) -> None:
     output.mkdir(parents=True)
     (output / "group1-shard1of1.bin").write_bytes(shard)
     weights = [{"name": "d/kernel", "shape": [len(shard) // 4], "dtype": "float32"}]
-    document = {"modelTopology": {"class_name": "Sequential"}, "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": weights}]}  # fmt: skip
+    manifest = [{"paths": ["group1-shard1of1.bin"], "weights": weights}]
+    document = {"modelTopology": {"class_name": "Sequential"}, "weightsManifest": manifest}
     (output / "model.json").write_text(json.dumps(document))
 
 
