@@ -130,12 +130,13 @@ def bwrap_command(job_dir: Path, seccomp_fd: int, limits: SandboxLimits) -> list
             command += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir() and not path.is_relative_to("/usr"):
             command += ["--ro-bind", str(path), str(path)]
-    for tree in readable_trees():
-        command += ["--ro-bind", str(tree), str(tree)]
-    command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # Fresh /proc, /dev and /tmp first: the read-only trees may live under /tmp.
     command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
     command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    for tree in readable_trees():
+        command += ["--ro-bind", str(tree), str(tree)]
+    command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     command += ["--bind", str(job_dir), JOB_DIR, "--remount-ro", "/", "--chdir", JOB_DIR, "--clearenv"]
     for name, value in clean_environment(JOB_DIR).items():
         command += ["--setenv", name, value]

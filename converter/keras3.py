@@ -49,7 +49,7 @@ from converter.keras3_weights import (
     _read_legacy_weights,
     _WeightRequests,
 )
-from converter.keras_config import CODE_LAYERS, CODE_MESSAGE, check_no_code
+from converter.keras_config import CODE_LAYERS, CODE_MESSAGE, check_keys, check_no_code
 
 # Layer classes registered in @tensorflow/tfjs-layers 4.22 (its serialization map).
 TFJS_LAYERS = frozenset(
@@ -108,6 +108,7 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
         raise ConversionError(f"The model file does not hold a Keras 3 model Modelport can read ({exc!r}).") from None
     # After the layer-by-layer checks (their messages are more precise), before anything builds the model.
     check_no_code(config)
+    check_keys(config, _layer_class)
     # tfjs matches weights by name; list them as its model.weights does (trainable first).
     flags = [request.trainable for request in walker.requests]
     weights = [w for w, t in zip(weights, flags, strict=True) if t] + [
@@ -124,6 +125,13 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
 
 
 # --- Checking what the model is made of ------------------------------------------------
+
+
+def _layer_class(class_name: str) -> type | None:
+    import keras
+
+    found = getattr(keras.layers, class_name, None)
+    return found if isinstance(found, type) else None
 
 
 def _check_top(config: dict) -> dict:

@@ -11,8 +11,10 @@ sits, in every dialect (tf-keras .h5, Keras 3, TF.js topologies).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from converter.errors import ConversionError
 
@@ -108,6 +110,57 @@ def check_no_code(model_config: dict) -> None:
             )
         if isinstance(module, str) and any(part in module.split(".") for part in ("saving", "utils", "backend")):
             raise ConversionError(f"Layer '{owner}' refers to the Keras internals {module!r}; it was refused.")
+
+
+# Keys every layer config may carry besides its constructor's own arguments
+# (the base Layer's keyword arguments, in tf-keras and Keras 3).
+BASE_LAYER_KEYS = frozenset(
+    "name trainable dtype batch_input_shape input_shape batch_size input_dim input_length autocast "
+    "activity_regularizer dynamic implementation".split()
+)
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+MODEL_KEYS = frozenset({"name", "trainable", "dtype", "layers", "input_layers", "output_layers", "build_input_shape"})
+
+
+# Some constructors take options out of **kwargs instead of naming them.
+KWARGS_READ = re.compile(r"""kwargs\.(?:pop|get)\(\s*["'](\w+)["']""")
+
+
+@functools.cache
+def constructor_keys(cls: type) -> frozenset[str]:
+    """The keyword arguments ``cls`` and its bases take: what its config may hold."""
+    keys = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+            source = inspect.getsource(init)
+        except (TypeError, ValueError, OSError):
+            continue
+        keys |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        keys |= set(KWARGS_READ.findall(source))
+    return frozenset(keys - {"self"})
+
+
+def check_keys(model_config: dict, resolve: Callable[[str], type | None]) -> None:
+    """Every key of every layer config must be an argument its built-in
+    class takes: an allowlist of keys, beside the allowlist of classes."""
+    for layer in walk_layers(model_config):
+        class_name, config = layer["class_name"], layer["config"]
+        if class_name in MODEL_CLASSES:
+            allowed = MODEL_KEYS
+        elif (cls := resolve(class_name)) is not None:
+            allowed = constructor_keys(cls) | BASE_LAYER_KEYS
+        else:
+            continue  # not a layer class (the class checks decide about it)
+        unknown = sorted(key for key in config if key not in allowed)
+        if unknown:
+            raise ConversionError(
+                f"Layer '{config['name']}' ({class_name}) has settings Keras does not define for it "
+                f"({', '.join(map(repr, unknown[:5]))}); it was refused."
+            )
 
 
 def _is_keras_activation(obj: dict) -> bool:

@@ -130,11 +130,21 @@ def _reap() -> None:
             return
 
 
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as mounts:
+        return [line.split()[4] for line in mounts]
+
+
 def scrub() -> None:
+    """Empty the private /tmp and /dev/shm, sparing the read-only trees
+    mounted under them (a checkout living in /tmp)."""
+    mounts = _mount_points()
     for root in SCRUBBED:
         if not os.path.isdir(root):
             continue
         for entry in os.scandir(root):
+            if any(point == entry.path or point.startswith(entry.path + "/") for point in mounts):
+                continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:

@@ -171,3 +171,16 @@ def test_saved_model_assets_outside_assets_are_refused(tmp_path, asset):
 
     with pytest.raises(ConversionError, match="points outside its assets/ directory"):
         check_ops(saved_model_with(tmp_path, ["Const"], asset=asset))
+
+
+def test_settings_a_builtin_layer_does_not_take_are_refused():
+    from converter.keras2 import check_model_classes
+
+    dense = layer("Dense", "head", units=2, activation="relu", side_channel="payload")
+    with pytest.raises(ConversionError) as failure:
+        check_model_classes(config(layer("InputLayer", "in", batch_input_shape=[None, 3]), dense))
+    assert (
+        str(failure.value)
+        == "Layer 'head' (Dense) has settings Keras does not define for it ('side_channel'); it was refused."
+    )
+    check_model_classes(config(layer("InputLayer", "in", batch_input_shape=[None, 3]), layer("Dense", "head", units=2)))
