@@ -400,6 +400,20 @@ def open_inside(directory: Path, relative: str):
     return os.fdopen(file_fd, "rb")
 
 
+def remove_abandoned(scratch: Path) -> None:
+    """Remove the sandbox directories of worker processes that are gone."""
+    for directory in scratch.glob("sandbox-*"):
+        pid = directory.name.removeprefix("sandbox-")
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 _lock = threading.Lock()
 _sandbox: Sandbox | None = None
 
@@ -413,6 +427,7 @@ def _the_sandbox() -> Sandbox:
             logger.warning(
                 "MODELPORT_SANDBOX=off: uploads are converted WITHOUT isolation. Only for uploads you trust."
             )
+        remove_abandoned(settings.CONVERSION_SCRATCH_DIR)
         _sandbox = Sandbox(
             settings.CONVERSION_SCRATCH_DIR / f"sandbox-{os.getpid()}",
             settings.CONVERTER_RECYCLE_AFTER,

@@ -284,3 +284,25 @@ def test_a_converter_crash_is_reported_as_the_files_fault_without_its_log(host, 
     with pytest.raises(ConversionError) as stopped:
         box._read_result({"exit_code": 70, "leftovers": 0}, limits)
     assert str(stopped.value) == "The converter stopped unexpectedly on this file; it was not retried."
+
+
+def test_directories_of_dead_workers_sandboxes_are_removed(tmp_path):
+    dead, alive = tmp_path / "sandbox-4194303", tmp_path / f"sandbox-{os.getpid()}"
+    for directory in (dead, alive):
+        (directory / "job").mkdir(parents=True)
+    sandbox.remove_abandoned(tmp_path)
+    assert not dead.exists() and alive.exists()
+
+
+def test_with_the_sandbox_off_conversions_still_run_for_trusted_uploads(fresh_sandbox, tmp_path):
+    from conversions.results import checked_result
+    from tests import zoo
+
+    box = fresh_sandbox(isolated=False)
+    limits = sandbox.SandboxLimits.from_settings()
+    job_dir = box.prepare(limits)
+    (job_dir / "upload").write_bytes(zoo.keras2_cnn_h5(tmp_path).path.read_bytes())
+    result = checked_result(box.run({"format": "", "shard_bytes": 4 * 1024**2, "variants": []}, limits))
+    assert (result["input_format"], result["output_format"]) == ("keras-h5", "layers-model")
+    assert result["parity"]["passed"] is True
+    assert box.workdir == str(job_dir)  # no /job: the converter sees the host's paths
