@@ -666,9 +666,9 @@ def probe_worker(phases_path: str, celery_args: list[str]) -> None:
     def probe_bwrap_command(job_dir: Path, seccomp_fd: int, limits) -> list[str]:
         # The same sandbox, running this script's timed zygote (so it can read bench/).
         command = bwrap_command(job_dir, seccomp_fd, limits)
-        end = command.index("--")
+        readonly, end = command.index("--remount-ro"), command.index("--")
         bench = ["--ro-bind", str(here.parent), str(here.parent)]
-        return [*command[:end], *bench, "--", sys.executable, str(here), "_zygote"]
+        return [*command[:readonly], *bench, *command[readonly:end], "--", sys.executable, str(here), "_zygote"]
 
     sandbox.bwrap_command = probe_bwrap_command
     wrap("conversions.services", "claim", "claim", job)
