@@ -30,6 +30,7 @@ def checked_result(result: dict) -> dict:
     return {
         **checked,
         "output_format": result["output_format"],
+        "graph_reason": str(result.get("graph_reason") or "")[:2000],
         "converter_version": str(result.get("converter_version", ""))[:32],
         "parity": figures,
         "variants": clean_variants(result.get("variants")),

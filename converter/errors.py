@@ -14,5 +14,11 @@ class ConversionError(Exception):
         self.facts = facts or {}
 
 
+class NotExpressible(ConversionError):
+    """The model is sound, but TF.js layers cannot express it exactly (a
+    layer, option or activation tfjs-layers lacks): it can still become a
+    graph model. The message says which layer and why."""
+
+
 class SystemFailure(Exception):
     """Modelport failed (storage, sandbox crash); retrying may succeed."""

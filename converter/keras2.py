@@ -48,11 +48,11 @@ def check_model_classes(model_config: dict) -> None:
     keras_config.check_keys(model_config, builtin_layer_class)
 
 
-def builtin_layer_class(class_name: str) -> type | None:
+def builtin_layer_class(layer: dict) -> type | None:
     from tf_keras.src.layers import serialization as layer_serialization
 
     layer_serialization.populate_deserializable_objects()
-    found = layer_serialization.LOCAL.ALL_OBJECTS.get(class_name)
+    found = layer_serialization.LOCAL.ALL_OBJECTS.get(layer["class_name"])
     return found if isinstance(found, type) else None
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from converter.errors import ConversionError
+from converter.errors import ConversionError, NotExpressible
 from converter.keras3_config import (
     GLOBAL_POOLING,
     INFERENCE_IDENTITY,
@@ -49,7 +49,7 @@ from converter.keras3_weights import (
     _read_legacy_weights,
     _WeightRequests,
 )
-from converter.keras_config import CODE_LAYERS, CODE_MESSAGE, check_keys, check_no_code
+from converter.keras_config import CODE_LAYERS, CODE_MESSAGE, check_keys, check_no_code, walk_layers
 
 # Layer classes registered in @tensorflow/tfjs-layers 4.22 (its serialization map).
 TFJS_LAYERS = frozenset(
@@ -117,7 +117,7 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
     names = [weight["name"] for weight in weights]
     if len(set(names)) != len(names):
         twice = sorted({name for name in names if names.count(name) > 1})[0].split("/")[0]
-        raise ConversionError(
+        raise NotExpressible(
             f"Two layers (in different nested models) are both named '{twice}'; TF.js matches weights by layer "
             "name, so rename one of them."
         )
@@ -127,10 +127,12 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
 # --- Checking what the model is made of ------------------------------------------------
 
 
-def _layer_class(class_name: str) -> type | None:
+def _layer_class(layer: dict) -> type | None:
     import keras
 
-    found = getattr(keras.layers, class_name, None)
+    if _is_op(layer):
+        return None  # a keras.ops call, not the layer of the same name
+    found = getattr(keras.layers, layer["class_name"], None)
     return found if isinstance(found, type) else None
 
 
@@ -147,8 +149,8 @@ def _check_top(config: dict) -> dict:
     return config
 
 
-def check_layer(layer: dict) -> None:
-    """Raise ConversionError if TF.js cannot run `layer` (one Keras 3 layer config)."""
+def check_safe_layer(layer: dict) -> None:
+    """Refuse a layer whose class is code: a code-bearing layer or a custom class."""
     if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
         raise ConversionError("The model config holds a layer entry that is not an object.")
     class_name = str(layer.get("class_name", "?"))
@@ -162,17 +164,50 @@ def check_layer(layer: dict) -> None:
             f"Layer '{name}' ({short}) is a custom class ({origin}); Modelport never runs code from an upload "
             "and TF.js cannot load it. Use built-in Keras layers only."
         )
+
+
+def check_safe(source: Path) -> None:
+    """Every check that stands between an upload and Keras building it, on
+    the whole config: for models the layers route gave up on half-way."""
+    config = read_config(source)
+    _check_top(config)
+    for layer in walk_layers(config["config"]["layers"]):
+        check_safe_layer(layer)
+    check_no_code(config)
+    check_keys(config, _layer_class)
+
+
+def read_config(source: Path) -> dict:
+    """The model config of a `.keras` archive or Keras-3 `.h5`."""
+    import h5py
+
+    try:
+        if zipfile.is_zipfile(source):
+            config, _, weights_file = _read_keras_archive(source)
+            weights_file.close()
+            return config
+        with h5py.File(source, "r") as h5:
+            return _read_h5_config(h5)[0]
+    except OSError:
+        raise ConversionError("The file is neither a .keras archive nor an HDF5 model file.") from None
+
+
+def check_layer(layer: dict) -> None:
+    """Raise ConversionError if TF.js cannot run `layer` (one Keras 3 layer config)."""
+    check_safe_layer(layer)
+    class_name = str(layer.get("class_name", "?"))
+    name = layer["config"].get("name", "?")
     if _is_op(layer):
-        raise ConversionError(
+        raise NotExpressible(
             f"Layer '{name}' ({class_name}) is a keras.ops function applied directly in the model; a TF.js "
             "layers model can only hold layers. Use the equivalent keras.layers layer."
         )
     if class_name not in TFJS_LAYERS | INFERENCE_IDENTITY:
-        raise ConversionError(
+        raise NotExpressible(
             f"Layer '{name}' ({class_name}) has no TF.js equivalent: TF.js 4.22 does not implement it."
         )
     if class_name not in SUPPORTED:
-        raise ConversionError(
+        raise NotExpressible(
             f"Layer '{name}' ({class_name}) exists in TF.js, but Modelport cannot convert it from Keras 3 yet."
         )
 
@@ -181,10 +216,7 @@ def _check_options(class_name: str, name: str, config: dict) -> None:
     """Options TF.js does not implement (or implements differently) for an otherwise known layer."""
     if class_name == "GRU" and config.get("reset_after", True):
         raise _unsupported(
-            name,
-            class_name,
-            "uses reset_after=True, the Keras 3 default; TF.js implements GRU only with reset_after=False. "
-            "Build the layer with GRU(..., reset_after=False) and train it again.",
+            name, class_name, "uses reset_after=True (the Keras 3 default), which TF.js' GRU layer does not implement."
         )
     if config.get("groups", 1) != 1:
         raise _unsupported(name, class_name, "is a grouped convolution (groups > 1), which TF.js does not implement.")

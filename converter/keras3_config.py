@@ -12,7 +12,7 @@ import copy
 
 import numpy as np
 
-from converter.errors import ConversionError
+from converter.errors import ConversionError, NotExpressible
 from converter.keras_config import CODE_MESSAGE
 
 MODELS = frozenset({"Functional", "Sequential", "Model"})
@@ -186,8 +186,8 @@ def _tensors(value):
             yield from _tensors(item)
 
 
-def _unsupported(name: str, class_name: str, what: str) -> ConversionError:
-    return ConversionError(f"Layer '{name}' ({class_name}) {what}")
+def _unsupported(name: str, class_name: str, what: str) -> NotExpressible:
+    return NotExpressible(f"Layer '{name}' ({class_name}) {what}")
 
 
 # --- Config: Keras 3 dialect -> the Keras 2 dialect tfjs-layers reads -------------------
@@ -365,7 +365,7 @@ def _activation(value, name: str, class_name: str):
     if isinstance(value, str) and value in ACTIVATIONS:
         return ACTIVATIONS[value]
     if isinstance(value, dict):
-        raise _unsupported(name, class_name, f"uses a custom activation function, which {CODE_MESSAGE}")
+        raise ConversionError(f"Layer '{name}' ({class_name}) uses a custom activation function, which {CODE_MESSAGE}")
     raise _unsupported(name, class_name, f"uses the activation {value!r}, which TF.js does not implement.")
 
 
@@ -414,7 +414,7 @@ def _inbound_node(node, nested: set, mask_ops: set, layer: dict) -> list:
     if any(True for _ in _tensors([args[1:], kwargs])) or any(
         m["config"]["keras_history"][0] not in mask_ops for m in masks
     ):
-        raise ConversionError(
+        raise NotExpressible(
             f"Layer '{name}' is called with extra tensor arguments (such as an explicit mask or initial "
             "state), which Modelport cannot convert yet."
         )

@@ -16,7 +16,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterator
 
-from converter.errors import ConversionError
+from converter.errors import ConversionError, NotExpressible
 
 # Layers whose behaviour is Python code carried in the file (or another
 # framework's module). TF.js cannot run them; building them would run the
@@ -144,14 +144,14 @@ def constructor_keys(cls: type) -> frozenset[str]:
     return frozenset(keys - {"self"})
 
 
-def check_keys(model_config: dict, resolve: Callable[[str], type | None]) -> None:
+def check_keys(model_config: dict, resolve: Callable[[dict], type | None]) -> None:
     """Every key of every layer config must be an argument its built-in
     class takes: an allowlist of keys, beside the allowlist of classes."""
     for layer in walk_layers(model_config):
         class_name, config = layer["class_name"], layer["config"]
         if class_name in MODEL_CLASSES:
             allowed = MODEL_KEYS
-        elif (cls := resolve(class_name)) is not None:
+        elif (cls := resolve(layer)) is not None:
             allowed = constructor_keys(cls) | BASE_LAYER_KEYS
         else:
             continue  # not a layer class (the class checks decide about it)
@@ -173,11 +173,11 @@ def check_tfjs_layers(model_config: dict, tfjs_layers: frozenset[str]) -> None:
     for layer in walk_layers(model_config["config"].get("layers", [])):
         class_name, name = layer["class_name"], layer["config"]["name"]
         if class_name not in tfjs_layers:
-            raise ConversionError(
+            raise NotExpressible(
                 f"Layer '{name}' ({class_name}) has no TF.js equivalent: TF.js 4.22 does not implement it."
             )
         if class_name == "GRU" and layer["config"].get("reset_after"):
-            raise ConversionError(
-                f"Layer '{name}' (GRU) uses reset_after=True (the Keras default), which TF.js 4.22 does not "
-                "implement. Build the GRU with reset_after=False and retrain it."
+            raise NotExpressible(
+                f"Layer '{name}' (GRU) uses reset_after=True (the Keras default), which TF.js' GRU layer does not "
+                "implement."
             )

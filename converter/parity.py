@@ -160,10 +160,10 @@ class Proof:
 
 
 def keras2_proof(h5_path: Path) -> Proof:
-    return keras_model_proof(load_keras2(h5_path), _output_shape)
+    return keras_model_proof(load_keras2(h5_path), keras2_output_shape)
 
 
-def _output_shape(layer) -> list | None:
+def keras2_output_shape(layer) -> list | None:
     try:
         shape = layer.output_shape
     except (AttributeError, RuntimeError):  # shared layers have several
@@ -175,17 +175,24 @@ def _output_shape(layer) -> list | None:
 
 def keras3_proof(path: Path) -> Proof:
     """Reference for a Keras 3 file whose every class was already checked to
-    be a built-in layer TF.js supports (converter/keras3.py)."""
-    import keras
-
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # untrusted file: any failure is the file's
-        raise ConversionError(f"Keras could not rebuild the model to check it: {str(exc)[:300]}") from None
-    return keras_model_proof(model, _keras3_output_shape)
+    be a built-in layer (converter/keras3.py)."""
+    return keras_model_proof(load_keras3(path), keras3_output_shape)
 
 
-def _keras3_output_shape(layer) -> list | None:
+def load_keras3(path: Path):
+    """The Keras 3 model of a file whose config was already checked (built-in
+    classes only, no serialized code); cached per path."""
+    if path not in _loaded:
+        import keras
+
+        try:
+            _loaded[path] = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # untrusted file: any failure is the file's
+            raise ConversionError(f"Keras could not rebuild the model to check it: {str(exc)[:300]}") from None
+    return _loaded[path]
+
+
+def keras3_output_shape(layer) -> list | None:
     try:
         shape = layer.output.shape
     except (AttributeError, ValueError):  # shared layers have several outputs
@@ -219,7 +226,7 @@ _loaded: dict = {}
 def keras2_reference(h5_path: Path):
     """Specs, a predict function and the layer table for a checked tf-keras .h5."""
     model = load_keras2(h5_path)
-    return _input_specs(model), _predictor(model), _layer_table(model, _output_shape)
+    return _input_specs(model), _predictor(model), _layer_table(model, keras2_output_shape)
 
 
 def keras_model_proof(model, output_shape) -> Proof:

@@ -11,11 +11,24 @@ writes ``result.json``; the worker treats everything it writes as untrusted.
 from __future__ import annotations
 
 import json
+import shutil
 import traceback
 from pathlib import Path
 
-from converter import archive, formats, hdf5, keras2, keras3, keras_saved_model, layout, parity, saved_model, tfjs_input
-from converter.errors import ConversionError
+from converter import (
+    archive,
+    formats,
+    hdf5,
+    keras2,
+    keras3,
+    keras_graph,
+    keras_saved_model,
+    layout,
+    parity,
+    saved_model,
+    tfjs_input,
+)
+from converter.errors import ConversionError, NotExpressible
 from converter.formats import (
     GRAPH_MODEL,
     KERAS_H5,
@@ -56,6 +69,33 @@ def open_upload(workdir: Path, requested: str, facts: dict) -> tuple[str, Path]:
     return input_format, source
 
 
+def convert_keras(input_format: str, source: Path, output: Path, workdir: Path, shard_bytes: int):
+    """A Keras file as a layers model when TF.js layers can express it
+    exactly, otherwise as a graph model (and the result says why)."""
+    keras2_file = input_format == KERAS_H5 and not keras2.read_h5_config(source)[0].startswith("3")
+    try:
+        if keras2_file:
+            return keras2.convert_keras_h5(source, output, shard_bytes)
+        keras3.convert_keras3(source, output, shard_bytes)
+        return {"output_format": LAYERS_MODEL}, parity.keras3_proof(source)
+    except NotExpressible as reason:
+        shutil.rmtree(output, ignore_errors=True)
+        if keras2_file:  # tf-keras' checks ran on the whole config before this was found
+            model, output_shape = parity.load_keras2(source), parity.keras2_output_shape
+        else:
+            keras3.check_safe(source)
+            model, output_shape = parity.load_keras3(source), parity.keras3_output_shape
+        try:
+            result, proof = keras_graph.convert(model, output, workdir, shard_bytes, output_shape)
+        except ConversionError as exc:
+            raise ConversionError(
+                f"{reason} A TF.js graph model was tried instead and failed: {exc}", parity=exc.parity
+            ) from None
+        result["graph_reason"] = f"{reason} Served as a graph model."
+    proof.layers = []  # no layers to cut at in a graph model
+    return result, proof
+
+
 def run(request: dict, workdir: Path, facts: dict) -> dict:
     output = workdir / "output"
     shard_bytes = int(request["shard_bytes"])
@@ -64,11 +104,8 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
     input_format, source = open_upload(workdir, request.get("format") or "", facts)
     if input_format not in formats.INPUT_FORMATS:
         raise ConversionError(f"Unknown input format {input_format!r}.")
-    if input_format == KERAS_H5 and not keras2.read_h5_config(source)[0].startswith("3"):
-        result, proof = keras2.convert_keras_h5(source, output, shard_bytes)
-    elif input_format in (KERAS_H5, KERAS_V3):
-        keras3.convert_keras3(source, output, shard_bytes)
-        result, proof = {"output_format": LAYERS_MODEL}, parity.keras3_proof(source)
+    if input_format in (KERAS_H5, KERAS_V3):
+        result, proof = convert_keras(input_format, source, output, workdir, shard_bytes)
     elif input_format == KERAS_SAVED_MODEL and keras_saved_model.is_legacy_keras_saved_model(source):
         try:
             h5_path = keras_saved_model.convert_legacy_keras_saved_model(source, output, shard_bytes)

@@ -134,6 +134,8 @@ class Version(models.Model):
 
     input_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
     output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)
+    # Why a Keras upload became a graph model (what TF.js layers cannot express).
+    graph_reason = models.TextField(blank=True)
     converter_version = models.CharField(max_length=32, blank=True)
     # The converted model: its model.json (weight paths point at the
     # model's content-addressed blobs) and those blobs, in manifest order.
@@ -229,6 +231,7 @@ class Version(models.Model):
             fresh.status = self.Status.READY
             fresh.input_format = result["input_format"] or fresh.input_format or fresh.requested_format
             fresh.output_format = result["output_format"]
+            fresh.graph_reason = result.get("graph_reason", "")
             fresh.converter_version = result["converter_version"]
             fresh.model_json_key = published.model_json_key
             fresh.model_json_sha256 = published.model_json_sha256

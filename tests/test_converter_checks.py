@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from converter.errors import ConversionError
+from converter.errors import ConversionError, NotExpressible
 from converter.keras2 import check_tfjs_support
 
 
@@ -37,10 +37,13 @@ def test_unsupported_layer_inside_a_wrapper_or_nested_model_is_found():
         check_tfjs_support(config(nested))
 
 
-def test_gru_with_reset_after_is_refused_with_advice():
+def test_gru_with_reset_after_cannot_be_a_layers_model():
     with pytest.raises(ConversionError) as failure:
         check_tfjs_support(config(layer("GRU", "gru", reset_after=True)))
-    assert "reset_after=False" in str(failure.value)
+    assert str(failure.value) == (
+        "Layer 'gru' (GRU) uses reset_after=True (the Keras default), which TF.js' GRU layer does not implement."
+    )
+    assert isinstance(failure.value, NotExpressible)  # a graph model can still be made
 
 
 # --- Serialized code anywhere in a config ---------------------------------------------

@@ -113,8 +113,7 @@ def test_gru_with_keras3_default_reset_after_is_refused(tmp_path):
         convert_keras3(path, tmp_path / "out", SHARD_BYTES)
 
     assert str(error.value) == (
-        "Layer 'gru' (GRU) uses reset_after=True, the Keras 3 default; TF.js implements GRU only with "
-        "reset_after=False. Build the layer with GRU(..., reset_after=False) and train it again."
+        "Layer 'gru' (GRU) uses reset_after=True (the Keras 3 default), which TF.js' GRU layer does not implement."
     )
 
 

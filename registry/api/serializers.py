@@ -32,7 +32,8 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Version
         fields = [
-            "number", "status", "error", "failure", "format", "input_format", "signature", "converter_version",
+            "number", "status", "error", "failure", "format", "graph_reason", "input_format", "signature",
+            "converter_version",
             "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
             "conversion_seconds", "attempts", "parity", "variants",
         ]  # fmt: skip

@@ -1,0 +1,121 @@
+"""Keras models that TF.js layers cannot express become TF.js graph models,
+automatically: the version says why, its snippet uses loadGraphModel, and
+TF.js predictions from the served URL equal Keras'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests import keras3_zoo
+from tests.e2e_fixtures import tfjs_predict
+from tests.test_end_to_end import create_and_upload
+
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("backend", ["disk"], indirect=True)]
+
+
+def keras3_gru():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 4), name="sequence")
+    x = keras.layers.GRU(5, return_sequences=True, name="gru")(inputs)  # reset_after=True, Keras' default
+    x = keras.layers.Bidirectional(keras.layers.GRU(3), name="bi_gru")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="scores")(x))
+
+
+def keras3_transformer_block():
+    import keras
+
+    keras.utils.set_random_seed(4)
+    tokens = keras.Input((8,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(50, 16, name="embed")(tokens)
+    attended = keras.layers.MultiHeadAttention(2, 8, name="attention")(x, x)
+    x = keras.layers.LayerNormalization(name="norm1")(keras.layers.Add()([x, attended]))
+    x = keras.layers.Dense(16, activation="gelu", name="ffn")(x)
+    x = keras.layers.LayerNormalization(name="norm2")(x)
+    return keras.Model(tokens, keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling1D()(x)))
+
+
+def mobilenet_v3_small():
+    import keras
+
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    keras3_zoo.perturb(model, 5)
+    return model
+
+
+def efficientnet_b0():
+    import keras
+
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    keras3_zoo.perturb(model, 6)
+    return model
+
+
+def tf_keras_gru():
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(7)
+    inputs = tf_keras.Input((6, 4), name="sequence")
+    x = tf_keras.layers.GRU(5, name="gru")(inputs)  # reset_after=True, tf-keras' default too
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="scores")(x))
+
+
+CASES = {
+    # name: (build, file suffix, why it cannot be a layers model)
+    "gru": (keras3_gru, "keras", "Layer 'gru' (GRU) uses reset_after=True (the Keras 3 default)"),
+    "transformer": (
+        keras3_transformer_block,
+        "keras",
+        "Layer 'attention' (MultiHeadAttention) has no TF.js equivalent",
+    ),
+    "mobilenet-v3-small": (
+        mobilenet_v3_small,
+        "keras",
+        "uses the activation 'hard_silu', which TF.js does not implement",
+    ),
+    "efficientnet-b0": (efficientnet_b0, "keras", "Layer 'normalization' (Normalization) has no TF.js equivalent"),
+    "tf-keras-gru": (tf_keras_gru, "h5", "Layer 'gru' (GRU) uses reset_after=True (the Keras default)"),
+}
+
+
+@pytest.fixture(scope="module")
+def graph_uploads(tmp_path_factory) -> dict:
+    directory = tmp_path_factory.mktemp("graph-uploads")
+    rng = np.random.default_rng(11)
+    files = {}
+    for name, (build, suffix, reason) in CASES.items():
+        model = build()
+        path = directory / f"{name}.{suffix}"
+        model.save(path)
+        inputs = []
+        for tensor in model.inputs:
+            shape = [2, *list(tensor.shape)[1:]]
+            dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
+            inputs.append(
+                rng.integers(0, 50, shape).astype(np.int32)
+                if "int" in dtype
+                else rng.uniform(-1, 1, shape).astype(np.float32)
+            )
+        expected = model.predict(inputs[0] if len(inputs) == 1 else inputs, verbose=0)
+        files[name] = (path, inputs, expected if isinstance(expected, list) else [expected], reason)
+    return files
+
+
+def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_models(
+    registry, owner, graph_uploads, tmp_path
+):
+    token = Token.objects.create(user=owner).key
+    for name, (path, inputs, expected, reason) in graph_uploads.items():
+        version = create_and_upload(registry, token, name, path)
+        assert version["status"] == "ready", f"{name}: {version['error']}"
+        assert version["format"] == "graph-model", name
+        assert reason in version["graph_reason"] and version["graph_reason"].endswith("Served as a graph model.")
+        assert version["snippet"].startswith("const model = await tf.loadGraphModel(")
+        assert version["parity"]["passed"] is True and version["parity"]["max_abs_error"] <= 1e-4, name
+        predicted = tfjs_predict(version["model_url"], "graph", inputs, tmp_path)
+        for got, want in zip(predicted, expected, strict=True):
+            assert np.abs(want).max() > 1e-3, f"{name}: degenerate outputs prove nothing"
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3, err_msg=name)
