@@ -135,7 +135,7 @@ def convert(source: Path, output: Path, shard_bytes: int, signature: str) -> dic
     del loaded
     try:
         saved_model_conversion.convert_tf_saved_model(
-            str(source), str(output), signature_def=signature, weight_shard_size_bytes=shard_bytes
+            str(source), str(output), signature_def=signature, weight_shard_size_bytes=shard_bytes, control_flow_v2=True
         )
     except ValueError as exc:
         raise ConversionError(f"The SavedModel cannot be converted to TF.js: {first_line(exc)}") from None

@@ -28,7 +28,9 @@ def token(owner) -> str:
     return Token.objects.create(user=owner).key
 
 
-def create_and_upload(registry, token: str, name: str, path, public: bool = True, variants=()) -> dict:
+def create_and_upload(
+    registry, token: str, name: str, path, public: bool = True, variants=(), signature: str = ""
+) -> dict:
     api = registry.api(token)
     created = api.post(f"{registry.url}/api/v1/models/", json={"name": name, "public": public})
     assert created.status_code == 201, created.text
@@ -36,7 +38,7 @@ def create_and_upload(registry, token: str, name: str, path, public: bool = True
         response = api.post(
             f"{registry.url}/api/v1/models/alice/{name}/versions/",
             files={"file": (path.name, handle)},
-            data={"variants": list(variants)},
+            data={"variants": list(variants), **({"signature": signature} if signature else {})},
         )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "pending"

@@ -119,3 +119,28 @@ def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_mode
         for got, want in zip(predicted, expected, strict=True):
             assert np.abs(want).max() > 1e-3, f"{name}: degenerate outputs prove nothing"
             np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3, err_msg=name)
+
+
+def test_keras3_model_export_savedmodels_with_while_loops_become_graph_models(registry, owner, tmp_path):
+    import keras
+
+    from tests.zoo import zip_directory
+
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((6, 4), name="sequence")
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GRU(3)(inputs)))  # a while loop in the graph
+    model.export(str(tmp_path / "exported"), verbose=False)  # what Keras 3 recommends for serving
+    zip_directory(tmp_path / "exported", tmp_path / "exported.zip")
+    xs = [np.random.default_rng(9).uniform(-1, 1, (2, 6, 4)).astype(np.float32)]
+    expected = model.predict(xs[0], verbose=0)
+
+    token = Token.objects.create(user=owner).key
+    for signature in ("serving_default", "serve"):
+        version = create_and_upload(
+            registry, token, f"exported-{signature.replace('_', '-')}", tmp_path / "exported.zip", signature=signature
+        )
+        assert version["status"] == "ready", version["error"]
+        assert (version["input_format"], version["format"]) == ("saved-model", "graph-model")
+        assert version["parity"]["passed"] is True
+        (predicted,) = tfjs_predict(version["model_url"], "graph", xs, tmp_path)
+        np.testing.assert_allclose(predicted, expected, atol=1e-4, rtol=1e-3)
