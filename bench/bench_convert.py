@@ -26,6 +26,7 @@ import functools
 import importlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shutil
@@ -48,7 +49,13 @@ BIN = Path(sys.executable).parent
 PR_SET_CHILD_SUBREAPER = 36
 POLL_SECONDS = 0.1
 # Targets from issue 3: service time / CLI time.
-TARGETS = {"mobilenet-0.25": 0.5, "mobilenet-0.25-classic": 0.5, "dense-100mb": 1.1}
+TARGETS = {
+    "mobilenet-0.25": 0.5,
+    "mobilenet-0.25-classic": 0.5,
+    "dense-100mb": 1.1,
+    "resnet50-keras3": 0.6,  # issue 8
+    "mobilenet-v3-small": 1.0,  # issue 8: through the graph route
+}
 # The worker's steps timed by --phases, in pipeline order.
 PHASES = (
     "claim",
@@ -56,7 +63,8 @@ PHASES = (
     "sandbox",
     "  child: detect + unpack",
     "  child: checks + tfjs convert",
-    "  child: tf-keras load_model",
+    "  child: Keras load_model",
+    "  child: graph route (trace, export, tfjs convert)",
     "  child: TF reference (predict; SavedModel load)",
     "  child: regroup weights",
     "  child: TF.js in Node",
@@ -96,6 +104,7 @@ class BenchModel:
     service: list[dict] = field(default_factory=list)
     cli: list[float] = field(default_factory=list)
     failure: str = ""
+    cli_loads: str = ""  # whether @tensorflow/tfjs loads and runs the CLI's output
 
     @property
     def size_mb(self) -> float:
@@ -150,6 +159,11 @@ KERAS_MODELS = {
     "dense-100mb": _dense_100mb,
     "dense-small": _dense_small,
 }
+# Keras 3 models, saved as .keras (the CLI's --input_format=keras_keras).
+KERAS3_MODELS = {
+    "resnet50-keras3": lambda keras: keras.applications.ResNet50(weights=None),
+    "mobilenet-v3-small": lambda keras: keras.applications.MobileNetV3Small(weights=None),
+}
 
 
 def _saved_model(directory: Path, name: str, seed: int) -> None:
@@ -190,6 +204,13 @@ def build_models(directory: Path, copies: int) -> None:
             keras.utils.set_random_seed(100 * copy + index)
             build(keras).save(directory / f"{name}-{copy}.h5")
         _saved_model(directory, f"savedmodel-small-{copy}", seed=100 * copy + len(KERAS_MODELS))
+    import keras as keras3
+
+    for copy in range(copies):
+        for index, (name, build) in enumerate(KERAS3_MODELS.items()):
+            keras3.backend.clear_session()
+            keras3.utils.set_random_seed(100 * copy + 50 + index)
+            build(keras3).save(directory / f"{name}-{copy}.keras")
     keras.backend.clear_session()
     keras.utils.set_random_seed(99)
     _dense_small(keras).save(directory / "warmup.h5")
@@ -206,6 +227,9 @@ def make_models(directory: Path, copies: int) -> tuple[Path, list[BenchModel]]:
         models.append(BenchModel(name, "keras", files, files))
     saved = [directory / f"savedmodel-small-{copy}" for copy in range(copies)]
     models.append(BenchModel("savedmodel-small", "tf_saved_model", [p.with_suffix(".zip") for p in saved], saved))
+    for name in KERAS3_MODELS:
+        files = [directory / f"{name}-{copy}.keras" for copy in range(copies)]
+        models.append(BenchModel(name, "keras_keras", files, files))
     return directory / "warmup.h5", models
 
 
@@ -360,8 +384,33 @@ def run_cli(model: BenchModel, repetition: int, scratch: Path) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0 or not (output / "model.json").is_file():
         raise BenchError(f"tensorflowjs_converter failed on {model.name}:\n{done.stderr[-2000:]}")
+    if not model.cli_loads:
+        model.cli_loads = tfjs_runs(output, scratch)
     shutil.rmtree(output)
     return seconds
+
+
+def tfjs_runs(output: Path, scratch: Path) -> str:
+    """'yes' if @tensorflow/tfjs (Node) loads the converted model and
+    predicts on zeros, else the first line of its error."""
+    document = json.loads((output / "model.json").read_text())
+    graph = document.get("format") == "graph-model"
+    if graph:
+        dims = next(iter(document["signature"]["inputs"].values()))["tensorShape"]["dim"]
+        shape = [max(int(d.get("size", 1)), 1) for d in dims]
+    else:
+        config = document["modelTopology"]["model_config"]["config"]
+        first = config["layers"][0]["config"]
+        shape = [1 if d is None else d for d in first.get("batch_input_shape") or first.get("batch_shape")]
+    spec = scratch / "cli-inputs.json"
+    spec.write_text(json.dumps({"inputs": [{"shape": shape, "data": [0.0] * math.prod(shape)}]}))
+    command = ["node", str(PROJECT_DIR / "converter" / "js" / "predict.mjs"), "--dir", str(output)]
+    command += ["--kind", "graph" if graph else "layers", "--inputs", str(spec)]
+    done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True)
+    if done.returncode == 0:
+        return "yes"
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return "no: " + (lines[0][:110] if lines else f"exit {done.returncode}")
 
 
 # --- the run ----------------------------------------------------------------
@@ -462,7 +511,7 @@ def report(result: dict) -> str:
         f"node import of @tensorflow/tfjs {info['node_import_tfjs_s']:.2f} s",
         "",
         f"{'model':<22}{'size MB':>8}{'service s':>11}{'CLI s':>8}{'ratio':>7}{'target':>12}"
-        f"{'service min-max':>18}{'CLI min-max':>14}",
+        f"{'service min-max':>18}{'CLI min-max':>14}  CLI output runs in TF.js",
     ]
     for model in models:
         if model.failure:
@@ -475,7 +524,7 @@ def report(result: dict) -> str:
         lines.append(
             f"{model.name:<22}{model.size_mb:>8.2f}{median(seconds):>11.2f}{median(model.cli):>8.2f}{ratio:>7.2f}"
             f"{verdict:>12}{f'{min(seconds):.2f}-{max(seconds):.2f}':>18}"
-            f"{f'{min(model.cli):.2f}-{max(model.cli):.2f}':>14}"
+            f"{f'{min(model.cli):.2f}-{max(model.cli):.2f}':>14}  {model.cli_loads}"
         )
     lines += [
         "",
@@ -513,6 +562,7 @@ def to_json(result: dict) -> dict:
                 "size_bytes": m.uploads[0].stat().st_size,
                 "service": m.service,
                 "cli_seconds": m.cli,
+                "cli_output_runs_in_tfjs": m.cli_loads,
                 "failure": m.failure,
             }
             for m in result["models"]
@@ -616,7 +666,9 @@ def probe_zygote() -> None:
     wrap("converter.keras2", "convert_keras_h5", "  child: checks + tfjs convert", job)
     wrap("converter.keras3", "convert_keras3", "  child: checks + tfjs convert", job)
     wrap("converter.saved_model", "convert", "  child: checks + tfjs convert", job)
-    wrap("converter.parity", "load_keras2", "  child: tf-keras load_model", job)
+    wrap("converter.parity", "load_keras2", "  child: Keras load_model", job)
+    wrap("converter.parity", "load_keras3", "  child: Keras load_model", job)
+    wrap("converter.keras_graph", "convert", "  child: graph route (trace, export, tfjs convert)", job)
     wrap("converter.parity", "keras2_proof", "  child: TF reference (predict; SavedModel load)", job)
     wrap("converter.parity", "graph_proof", "  child: TF reference (predict; SavedModel load)", job)
     wrap("converter.layout", "regroup", "  child: regroup weights", job)

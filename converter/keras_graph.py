@@ -75,7 +75,8 @@ def tfjs_friendly_ops():
     runs, as the same functions (the parity check holds them to the same
     tolerance): exact GELU with Erf, which TF.js has, instead of Erfc, which
     it lacks; hard sigmoid as a clip, which TensorFlow's optimizer does not
-    fuse into convolutions as a "hard swish" that TF.js' CPU backend lacks."""
+    fuse into convolutions as a "hard swish" that TF.js' CPU backend lacks;
+    grouped convolutions without XLA."""
     import tensorflow as tf
     from keras.src.backend.tensorflow import nn
 
@@ -91,11 +92,35 @@ def tfjs_friendly_ops():
         x = tf.convert_to_tensor(x)
         return tf.clip_by_value(x / tf.constant(6.0, x.dtype) + tf.constant(0.5, x.dtype), 0.0, 1.0)
 
-    nn.gelu, nn.hard_sigmoid = gelu, hard_sigmoid
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        grouped = len(inputs.shape) == 4 and inputs.shape[-1] != kernel.shape[-2]
+        if not grouped or data_format not in (None, "channels_last"):
+            return originals["conv"](inputs, kernel, strides, padding, data_format, dilation_rate)
+        return _grouped_conv2d(tf, inputs, kernel, strides, padding, dilation_rate)
+
+    originals["conv"] = nn.conv
+    nn.gelu, nn.hard_sigmoid, nn.conv = gelu, hard_sigmoid, conv
     try:
         yield
     finally:
-        nn.gelu, nn.hard_sigmoid = originals["gelu"], originals["hard_sigmoid"]
+        nn.gelu, nn.hard_sigmoid, nn.conv = originals["gelu"], originals["hard_sigmoid"], originals["conv"]
+
+
+def _grouped_conv2d(tf, inputs, kernel, strides, padding, dilation_rate):
+    """A grouped convolution without XLA (Keras compiles it with XLA on the
+    CPU, which leaves a call TF.js cannot inline): depthwise when every group
+    has one input channel (ConvNeXt), else one convolution per group."""
+    strides = [strides] * 2 if isinstance(strides, int) else list(strides)
+    dilations = [dilation_rate] * 2 if isinstance(dilation_rate, int) else list(dilation_rate)
+    channels, group_in = inputs.shape[-1], kernel.shape[-2]
+    groups = channels // group_in
+    if group_in == 1:
+        depthwise = tf.reshape(kernel, [kernel.shape[0], kernel.shape[1], channels, kernel.shape[-1] // channels])
+        return tf.nn.depthwise_conv2d(inputs, depthwise, [1, *strides, 1], padding.upper(), dilations=dilations)
+    parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1), strict=True)
+    return tf.concat(
+        [tf.nn.conv2d(x, k, strides, padding.upper(), dilations=dilations) for x, k in parts], axis=-1
+    )
 
 
 def unroll_recurrent_layers(model) -> None:
