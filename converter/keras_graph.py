@@ -118,9 +118,7 @@ def _grouped_conv2d(tf, inputs, kernel, strides, padding, dilation_rate):
         depthwise = tf.reshape(kernel, [kernel.shape[0], kernel.shape[1], channels, kernel.shape[-1] // channels])
         return tf.nn.depthwise_conv2d(inputs, depthwise, [1, *strides, 1], padding.upper(), dilations=dilations)
     parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1), strict=True)
-    return tf.concat(
-        [tf.nn.conv2d(x, k, strides, padding.upper(), dilations=dilations) for x, k in parts], axis=-1
-    )
+    return tf.concat([tf.nn.conv2d(x, k, strides, padding.upper(), dilations=dilations) for x, k in parts], axis=-1)
 
 
 def unroll_recurrent_layers(model) -> None:

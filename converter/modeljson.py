@@ -87,5 +87,21 @@ def check_group_bytes(group: dict, file_bytes: int) -> None:
         raise ConversionError(f"The weight files hold {file_bytes} bytes, but model.json declares {sum(expected)}.")
 
 
+# Nodes that compute nothing a user would ask for by name.
+PLUMBING_OPS = frozenset({"Const", "Placeholder", "NoOp", "Identity", "IdentityN", "StopGradient", "Enter", "Exit"})
+MAX_NODES = 5000
+
+
+def graph_nodes(document: dict) -> list[dict]:
+    """The named nodes of a graph model a user can ask for with
+    ``model.execute(inputs, name)`` (a feature extractor from a graph model)."""
+    nodes = document["modelTopology"].get("node") or []
+    return [
+        {"name": node["name"], "class_name": node.get("op", ""), "output_shape": None}
+        for node in nodes
+        if isinstance(node, dict) and isinstance(node.get("name"), str) and node.get("op") not in PLUMBING_OPS
+    ][:MAX_NODES]
+
+
 def is_graph_model(document: dict) -> bool:
     return "node" in document["modelTopology"]

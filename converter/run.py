@@ -24,6 +24,7 @@ from converter import (
     keras_graph,
     keras_saved_model,
     layout,
+    modeljson,
     parity,
     saved_model,
     tfjs_input,
@@ -123,18 +124,22 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
     layout.regroup(output, shard_bytes)
     if input_format == TFJS:
         if result["output_format"] == GRAPH_MODEL:
-            return finish(result, tfjs_input.graph_self_check(output, workdir), [], request, no_reference=True)
+            return finish(result, tfjs_input.graph_self_check(output, workdir), [], request, output, no_reference=True)
         proof = tfjs_input.layers_proof(output)
     figures = proof.check(output, workdir, tolerance)
     result["variants"] = {
         quantization: make_variant(output, workdir, quantization, shard_bytes, proof)
         for quantization in request.get("variants", [])
     }
-    return finish(result, figures, proof.layers, request)
+    return finish(result, figures, proof.layers, request, output)
 
 
-def finish(result: dict, figures: dict, layers: list[dict], request: dict, no_reference: bool = False) -> dict:
+def finish(
+    result: dict, figures: dict, layers: list[dict], request: dict, output: Path, no_reference: bool = False
+) -> dict:
     result["parity"] = figures
+    if result["output_format"] == GRAPH_MODEL:  # nodes to ask for with model.execute(inputs, name)
+        layers = modeljson.graph_nodes(json.loads((output / "model.json").read_text()))
     result["layers"] = layers
     if no_reference:
         result["variants"] = {

@@ -206,10 +206,18 @@ def _dtype(array: np.ndarray) -> str:
 
 
 def tfjs_predict(
-    model_url: str, kind: str, inputs: list[np.ndarray], tmp_path: Path, headers: dict | None = None
+    model_url: str,
+    kind: str,
+    inputs: list[np.ndarray],
+    tmp_path: Path,
+    headers: dict | None = None,
+    outputs: list[str] | None = None,
 ) -> list[np.ndarray]:
-    """Load a served model with @tensorflow/tfjs in Node and run it."""
+    """Load a served model with @tensorflow/tfjs in Node and run it (graph
+    models: optionally asking for the named nodes ``outputs``)."""
     spec = {"inputs": [{"shape": list(x.shape), "data": x.ravel().tolist(), "dtype": _dtype(x)} for x in inputs]}
+    if outputs:
+        spec["outputs"] = outputs
     inputs_path = tmp_path / "tfjs-inputs.json"
     inputs_path.write_text(json.dumps(spec))
     command = ["node", str(PREDICT_JS), "--url", model_url, "--kind", kind, "--inputs", str(inputs_path)]

@@ -81,6 +81,15 @@ CASES = {
 }
 
 
+def pooled_features(model, inputs) -> np.ndarray:
+    """What a graph MobileNetV3 is used for as a feature extractor: the output
+    of its global pooling, computed by Keras."""
+    import keras
+
+    pooling = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)][-1]
+    return keras.Model(model.inputs, pooling.output).predict(inputs[0], verbose=0)
+
+
 @pytest.fixture(scope="module")
 def graph_uploads(tmp_path_factory) -> dict:
     directory = tmp_path_factory.mktemp("graph-uploads")
@@ -101,6 +110,8 @@ def graph_uploads(tmp_path_factory) -> dict:
             )
         expected = model.predict(inputs[0] if len(inputs) == 1 else inputs, verbose=0)
         files[name] = (path, inputs, expected if isinstance(expected, list) else [expected], reason)
+        if name == "mobilenet-v3-small":
+            files["features"] = pooled_features(model, inputs)
     return files
 
 
@@ -108,6 +119,7 @@ def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_mode
     registry, owner, graph_uploads, tmp_path
 ):
     token = Token.objects.create(user=owner).key
+    features = graph_uploads.pop("features")
     for name, (path, inputs, expected, reason) in graph_uploads.items():
         version = create_and_upload(registry, token, name, path)
         assert version["status"] == "ready", f"{name}: {version['error']}"
@@ -119,6 +131,17 @@ def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_mode
         for got, want in zip(predicted, expected, strict=True):
             assert np.abs(want).max() > 1e-3, f"{name}: degenerate outputs prove nothing"
             np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3, err_msg=name)
+
+    # A graph model as a transfer-learning base: ask for a named node's output.
+    api = registry.api(token)
+    nodes = api.get(f"{registry.url}/api/v1/models/alice/mobilenet-v3-small/versions/1/layers/").json()
+    pooled = [node for node in nodes if node["class_name"] == "Mean"][-1]  # the global average pooling
+    assert pooled["cut_url"] is None
+    assert pooled["snippet"] == f"const features = await model.executeAsync(inputs, '{pooled['name']}');"
+    served = api.get(f"{registry.url}/api/v1/models/alice/mobilenet-v3-small/versions/1/").json()["model_url"]
+    inputs = graph_uploads["mobilenet-v3-small"][1]
+    (got,) = tfjs_predict(served, "graph", inputs, tmp_path, outputs=[pooled["name"]])
+    np.testing.assert_allclose(got, features, atol=1e-4, rtol=1e-3)
 
 
 def test_keras3_model_export_savedmodels_with_while_loops_become_graph_models(registry, owner, tmp_path):

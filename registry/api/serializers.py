@@ -15,6 +15,11 @@ def absolute_url(request, path: str) -> str:
     return request.build_absolute_uri(path)
 
 
+def node_snippet(node: str) -> str:
+    """A graph model's intermediate output, e.g. as a feature extractor."""
+    return f"const features = await model.executeAsync(inputs, '{node}');"
+
+
 def load_snippet(version: Version, url: str) -> str:
     if version.output_format == Version.OutputFormat.GRAPH:
         return f"const model = await tf.loadGraphModel('{url}');"
@@ -184,7 +189,8 @@ class AliasMoveSerializer(serializers.Serializer):
 
 
 class LayerSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    class_name = serializers.CharField()
+    name = serializers.CharField(help_text="A layer (layers models) or a named node (graph models)")
+    class_name = serializers.CharField(help_text="The layer's class, or the node's op")
     output_shape = serializers.JSONField(allow_null=True)
-    cut_url = serializers.CharField(help_text="model.json of the model cut at this layer")
+    cut_url = serializers.CharField(allow_null=True, help_text="Layers models: model.json of the model cut here")
+    snippet = serializers.CharField(help_text="How to get this layer's or node's output in TF.js")

@@ -16,6 +16,7 @@ from registry.api.serializers import (
     VersionSerializer,
     VersionUploadSerializer,
     absolute_url,
+    node_snippet,
 )
 from registry.models import Model, Version
 
@@ -129,9 +130,14 @@ class VersionLayers(generics.GenericAPIView):
 
     @extend_schema(responses=LayerSerializer(many=True))
     def get(self, request, owner: str, name: str, number: int):
-        """The layers of a layers-model version, to pick a cut (transfer-learning base)."""
+        """The layers of a layers-model version, to pick a cut (a transfer-learning
+        base); for a graph model, its named nodes, to ask for with ``model.execute``."""
         version = find_version(visible_model(request, owner, name), number)
-        layers = [
-            {**layer, "cut_url": absolute_url(request, version.cut_path(layer["name"]))} for layer in version.layers
-        ]
+        if version.output_format == Version.OutputFormat.GRAPH:
+            layers = [{**node, "cut_url": None, "snippet": node_snippet(node["name"])} for node in version.layers]
+        else:
+            layers = []
+            for layer in version.layers:
+                url = absolute_url(request, version.cut_path(layer["name"]))
+                layers.append({**layer, "cut_url": url, "snippet": f"const base = await tf.loadLayersModel('{url}');"})
         return Response(LayerSerializer(layers, many=True).data)
