@@ -114,6 +114,8 @@ class BenchModel:
         command = [str(BIN / "tensorflowjs_converter"), f"--input_format={self.cli_format}"]
         if self.cli_format == "tf_saved_model":
             command += ["--signature_name", "serving_default"]
+        if self.cli_format == "keras_keras":
+            command += ["--output_format=tfjs_layers_model"]
         return [*command, str(self.cli_inputs[repetition]), str(output)]
 
 

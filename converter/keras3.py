@@ -71,7 +71,9 @@ WEIGHTLESS = GLOBAL_POOLING | frozenset(
     "ZeroPadding2D Cropping2D UpSampling2D ReLU LeakyReLU ELU Softmax Rescaling "
     "MaxPooling1D MaxPooling2D MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D".split()
 )
-SUPPORTED = WEIGHTLESS | RECURRENT | WRAPPERS | MODELS | frozenset(OWN_VARIABLES) | INFERENCE_IDENTITY
+# Keras layers TF.js lacks that become an exact TF.js equivalent.
+REWRITTEN = frozenset({"Normalization"})
+SUPPORTED = WEIGHTLESS | RECURRENT | WRAPPERS | MODELS | frozenset(OWN_VARIABLES) | INFERENCE_IDENTITY | REWRITTEN
 
 
 def convert_keras3(source: Path, output_dir: Path, shard_bytes: int) -> None:
@@ -109,8 +111,16 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
     # After the layer-by-layer checks (their messages are more precise), before anything builds the model.
     check_no_code(config)
     check_keys(config, _layer_class)
+    for weight in weights:
+        if weight["name"] in walker.normalizations and float(weight["data"].min(initial=1.0)) < 1e-14:
+            raise NotExpressible(
+                f"Layer '{weight['name'].split('/')[0]}' (Normalization) has a zero variance, which Keras divides by "
+                "1e-7 instead; a TF.js BatchNormalization cannot do that."
+            )
     # tfjs matches weights by name; list them as its model.weights does (trainable first).
-    flags = [request.trainable for request in walker.requests]
+    kept = [index for index, weight in enumerate(weights) if weight["name"] is not None]
+    weights = [weights[index] for index in kept]
+    flags = [walker.requests[index].trainable for index in kept]
     weights = [w for w, t in zip(weights, flags, strict=True) if t] + [
         w for w, t in zip(weights, flags, strict=True) if not t
     ]
@@ -125,6 +135,29 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
 
 
 # --- Checking what the model is made of ------------------------------------------------
+
+
+def _normalization_as_batch_norm(name: str, config: dict) -> dict:
+    """Keras' Normalization is (x - mean) / max(sqrt(variance), 1e-7): a
+    BatchNormalization without scale and offset, epsilon 0, whose moving
+    statistics are the adapted mean and variance (zero variances refused)."""
+    batch_norm = {
+        "name": name,
+        "trainable": False,
+        "dtype": config.get("dtype", "float32"),
+        "axis": _single_axis(config.get("axis", -1)),
+        "epsilon": 0.0,
+        "momentum": 0.99,
+        "center": False,
+        "scale": False,
+    }
+    return {"class_name": "BatchNormalization", "config": batch_norm}
+
+
+def _single_axis(axis) -> int | None:
+    if isinstance(axis, list | tuple) and len(axis) == 1:
+        axis = axis[0]
+    return axis if isinstance(axis, int) and not isinstance(axis, bool) else None
 
 
 def _layer_class(layer: dict) -> type | None:
@@ -202,7 +235,7 @@ def check_layer(layer: dict) -> None:
             f"Layer '{name}' ({class_name}) is a keras.ops function applied directly in the model; a TF.js "
             "layers model can only hold layers. Use the equivalent keras.layers layer."
         )
-    if class_name not in TFJS_LAYERS | INFERENCE_IDENTITY:
+    if class_name not in TFJS_LAYERS | INFERENCE_IDENTITY | REWRITTEN:
         raise NotExpressible(
             f"Layer '{name}' ({class_name}) has no TF.js equivalent: TF.js 4.22 does not implement it."
         )
@@ -236,6 +269,13 @@ def _check_options(class_name: str, name: str, config: dict) -> None:
         )
     if class_name == "InputLayer" and (config.get("sparse") or config.get("ragged")):
         raise _unsupported(name, class_name, "takes sparse or ragged tensors, which TF.js does not support.")
+    if class_name == "Normalization" and (
+        config.get("invert") or config.get("mean") is not None or _single_axis(config.get("axis", -1)) is None
+    ):
+        raise _unsupported(
+            name, class_name, "is inverted, has fixed statistics or several axes; TF.js has no Normalization "
+            "layer and Modelport rewrites only the adapted, one-axis kind."
+        )
     if config.get("quantization_config"):
         raise _unsupported(name, class_name, "is quantized, which TF.js layers cannot load.")
     policy = config.get("dtype")
@@ -333,6 +373,9 @@ class _Walker(_WeightRequests):
             config["target_shape"] = _resolve_reshape(config["target_shape"], input_shape, output_shape)
         elif class_name in GLOBAL_POOLING and config.pop("keepdims", False):
             return _keepdims_pooling(class_name, config, input_shape or output_shape)
+        elif class_name == "Normalization":
+            self.normalizations.add(f"{name}/moving_variance")
+            return [_normalization_as_batch_norm(name, config)]
         return [{"class_name": class_name, "config": config}]
 
     def _wrapper(self, class_name: str, name: str, config: dict, raw: dict) -> dict:

@@ -52,7 +52,12 @@ OWN_VARIABLES = {
     "BatchNormalization": _normalization,
 }
 # Variables that are never trainable (they come after the trainable ones).
-STATISTICS = {"BatchNormalization": ["moving_mean", "moving_variance"]}
+STATISTICS = {
+    "BatchNormalization": ["moving_mean", "moving_variance"],
+    # Normalization becomes a BatchNormalization (keras3.py): its mean and
+    # variance are the moving statistics; its sample count is read, not served.
+    "Normalization": [("mean", "moving_mean"), ("variance", "moving_variance"), ("count", None)],
+}
 
 
 # --- Reading the file ------------------------------------------------------------------
@@ -143,7 +148,7 @@ def _array(dataset, request: _Request) -> np.ndarray:
 class _Request:
     """One weight tfjs needs, and where Keras 3 saved it."""
 
-    name: str  # tfjs weight name
+    name: str | None  # tfjs weight name (None: read but not served)
     keras: str  # Keras 3 variable name
     layer: str  # layer owning it
     top: str  # top-level layer whose group holds it in a legacy .h5
@@ -168,7 +173,7 @@ def _read_keras_weights(h5, walker: _WeightRequests) -> list[dict]:
         key = f"{request.group}/{index}"
         if key not in h5:
             raise ConversionError(f"The weights file has no value for {request.keras!r} of layer '{request.layer}'.")
-        out.append({"name": request.name, "data": _array(h5[key], request)})
+        out.append({"name": request.name, "data": _array(h5[key], request) if request.name else None})
     for group in walker.layer_groups:
         counts.setdefault(group, 0)
     for group, count in counts.items():
@@ -201,7 +206,7 @@ def _read_legacy_weights(model_weights, requests: list[_Request]) -> list[dict]:
                 raise ConversionError(
                     f"Layer '{request.layer}': saved weight {saved!r} is not the expected {request.keras!r}."
                 )
-            values[id(request)] = _array(group[saved], request)
+            values[id(request)] = _array(group[saved], request) if request.name else None
     return [{"name": r.name, "data": values[id(r)]} for r in requests]
 
 
@@ -225,6 +230,7 @@ class _WeightRequests:
     def __init__(self):
         self.requests: list[_Request] = []
         self.layer_groups: dict[str, str] = {}  # "<path>/vars" in a .keras weights file -> layer name
+        self.normalizations: set[str] = set()  # moving_variance weights of rewritten Normalization layers
 
     def _group(self, path: str, class_name: str, used: dict[str, int]) -> str:
         # saving_lib names each layer of a model by its snake-cased class, numbered on repeats.
@@ -253,11 +259,15 @@ class _WeightRequests:
             for item in OWN_VARIABLES.get(class_name, lambda c: [])(config):
                 keras_name, tfjs_name = item if isinstance(item, tuple) else (item, item)
                 self._add(prefix, keras_name, tfjs_name, name, top, group, trainable)
-            for keras_name in STATISTICS.get(class_name, []):
-                self._add(prefix, keras_name, keras_name, name, top, group, False)
+            for item in STATISTICS.get(class_name, []):
+                keras_name, tfjs_name = item if isinstance(item, tuple) else (item, item)
+                self._add(prefix, keras_name, tfjs_name, name, top, group, False)
 
-    def _add(self, prefix: str, keras: str, tfjs: str, layer: str, top: str, group: str, trainable: bool) -> None:
-        self.requests.append(_Request(f"{prefix}/{tfjs}", keras, layer, top, _join(group, "vars"), trainable))
+    def _add(
+        self, prefix: str, keras: str, tfjs: str | None, layer: str, top: str, group: str, trainable: bool
+    ) -> None:
+        name = f"{prefix}/{tfjs}" if tfjs else None  # None: a saved variable TF.js does not take
+        self.requests.append(_Request(name, keras, layer, top, _join(group, "vars"), trainable))
 
 
 def _forward_base(inner: dict) -> str:
