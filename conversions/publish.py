@@ -99,8 +99,7 @@ def store(job_dir: Path, output: str, output_format: str, model_json_key: str, d
         for item in files:
             key = storage.blob_key(item.sha256)
             if not storage.blob_matches(key, item.size, item.sha256):
-                with item.copy.open("rb") as handle:
-                    storage.put_blob(key, handle, sha256=item.sha256)
+                storage.put_blob_file(key, item.copy, item.sha256)
     body = json.dumps(document, separators=(",", ":")).encode()
     storage.put_blob(model_json_key, io.BytesIO(body))
     return Published(model_json_key, hashlib.sha256(body).hexdigest(), [item.as_blob() for item in files])

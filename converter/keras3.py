@@ -273,8 +273,10 @@ def _check_options(class_name: str, name: str, config: dict) -> None:
         config.get("invert") or config.get("mean") is not None or _single_axis(config.get("axis", -1)) is None
     ):
         raise _unsupported(
-            name, class_name, "is inverted, has fixed statistics or several axes; TF.js has no Normalization "
-            "layer and Modelport rewrites only the adapted, one-axis kind."
+            name,
+            class_name,
+            "is inverted, has fixed statistics or several axes; TF.js has no Normalization "
+            "layer and Modelport rewrites only the adapted, one-axis kind.",
         )
     if config.get("quantization_config"):
         raise _unsupported(name, class_name, "is quantized, which TF.js layers cannot load.")

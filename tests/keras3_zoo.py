@@ -107,6 +107,27 @@ def dense_sequential() -> Case:
     return Case(model, [floats(rng, 4, 10)])
 
 
+def adapted_normalization() -> Case:
+    """Normalization layers adapted to data (per-feature means and variances
+    far from 0 and 1), on the last axis and on an explicit positive axis:
+    they become TF.js BatchNormalization layers with the same numbers."""
+    import keras
+
+    keras.utils.set_random_seed(13)
+    rng = np.random.default_rng(13)
+    data = rng.normal(loc=[3.0, -2.0, 0.5, 10.0], scale=[0.5, 4.0, 1.0, 0.1], size=(64, 4)).astype(np.float32)
+    first = keras.layers.Normalization(name="features_norm")
+    first.adapt(data)
+    images = rng.normal(loc=[5.0, -1.0, 2.0], scale=[2.0, 0.3, 1.0], size=(16, 6, 6, 3)).astype(np.float32)
+    second = keras.layers.Normalization(axis=3, name="pixel_norm")
+    second.adapt(images)
+    features, pixels = keras.Input((4,), name="features"), keras.Input((6, 6, 3), name="pixels")
+    x = keras.layers.Dense(3, name="dense")(first(features))
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Conv2D(3, 3, name="conv")(second(pixels)))
+    model = keras.Model([features, pixels], keras.layers.Concatenate(name="joined")([x, y]))
+    return Case(model, [data[:4], images[:4]])
+
+
 def unbuilt_sequential() -> Case:
     """A Sequential without an Input, built by model.build(): no InputLayer in its config."""
     import keras

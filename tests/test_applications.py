@@ -21,15 +21,15 @@ APPLICATIONS = {
     "MobileNetV2": (32, "layers-model"),
     "MobileNetV3Small": (32, "graph-model"),  # hard_silu
     "MobileNetV3Large": (32, "graph-model"),
-    "EfficientNetB0": (32, "graph-model"),  # Normalization
-    "EfficientNetV2B0": (32, "graph-model"),
+    "EfficientNetB0": (32, "layers-model"),  # its Normalization becomes a BatchNormalization
+    "EfficientNetV2B0": (32, "graph-model"),  # Normalization with fixed statistics
     "ResNet50": (32, "layers-model"),
     "ResNet50V2": (32, "layers-model"),
     "DenseNet121": (32, "layers-model"),
     "Xception": (71, "layers-model"),
     "InceptionV3": (75, "layers-model"),
     "NASNetMobile": (32, "layers-model"),
-    "ConvNeXtTiny": (32, "graph-model"),  # Normalization; LayerScale is Keras' own class
+    "ConvNeXtTiny": (32, "graph-model"),  # LayerScale (Keras' own class, not user code)
     "VGG16": (32, "layers-model"),
 }
 

@@ -46,10 +46,10 @@ def mobilenet_v3_small():
     return model
 
 
-def efficientnet_b0():
+def efficientnet_v2_b0():
     import keras
 
-    model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    model = keras.applications.EfficientNetV2B0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
     keras3_zoo.perturb(model, 6)
     return model
 
@@ -76,7 +76,7 @@ CASES = {
         "keras",
         "uses the activation 'hard_silu', which TF.js does not implement",
     ),
-    "efficientnet-b0": (efficientnet_b0, "keras", "Layer 'normalization' (Normalization) has no TF.js equivalent"),
+    "efficientnet-v2-b0": (efficientnet_v2_b0, "keras", "(Normalization) is inverted, has fixed statistics"),
     "tf-keras-gru": (tf_keras_gru, "h5", "Layer 'gru' (GRU) uses reset_after=True (the Keras default)"),
 }
 

@@ -60,13 +60,13 @@ def test_model_json_that_is_a_link_is_not_followed(tmp_path):
 def test_what_is_stored_is_the_private_copy_that_was_hashed(tmp_path, monkeypatch):
     write_output(tmp_path)
     shard = tmp_path / "output" / "group1-shard1of1.bin"
-    real_put = storage.put_blob
+    real_put = storage.put_blob_file
 
-    def put_after_a_swap(key, fileobj, sha256=None):
+    def put_after_a_swap(key, path, sha256):
         shard.write_bytes(b"x" * len(SHARD))  # the sandbox's copy changes after hashing
-        real_put(key, fileobj, sha256=sha256)
+        real_put(key, path, sha256)
 
-    monkeypatch.setattr(storage, "put_blob", put_after_a_swap)
+    monkeypatch.setattr(storage, "put_blob_file", put_after_a_swap)
     published = store(tmp_path, "output", "layers-model", "artifacts/x/1/model.json", depth=1)
     (blob,) = published.blobs
     assert blob["sha256"] == hashlib.sha256(SHARD).hexdigest()
