@@ -195,6 +195,19 @@ def _saved_model(directory: Path, name: str, seed: int) -> None:
                 archive.write(path, path.relative_to(export).as_posix())
 
 
+def _tame(model, seed: int) -> None:
+    """Untrained deep networks overflow (MobileNetV3's logits reach inf): give
+    the normalisation layers statistics that keep activations finite, as a
+    trained model's would."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        short = variable.path.rsplit("/", 1)[-1]
+        if short in ("gamma", "moving_variance"):
+            variable.assign(rng.uniform(0.5, 1.5, size=variable.shape).astype(np.float32))
+
+
 def build_models(directory: Path, copies: int) -> None:
     """Write `copies` of each model (fixed seeds, different per copy) and
     the warm-up model into `directory`. Runs in a child process, so the
@@ -214,7 +227,9 @@ def build_models(directory: Path, copies: int) -> None:
         for index, (name, build) in enumerate(KERAS3_MODELS.items()):
             keras3.backend.clear_session()
             keras3.utils.set_random_seed(100 * copy + 50 + index)
-            build(keras3).save(directory / f"{name}-{copy}.keras")
+            model = build(keras3)
+            _tame(model, seed=100 * copy + index)
+            model.save(directory / f"{name}-{copy}.keras")
     keras.backend.clear_session()
     keras.utils.set_random_seed(99)
     _dense_small(keras).save(directory / "warmup.h5")

@@ -110,6 +110,13 @@ def compare(expected: list[np.ndarray], actual: list[np.ndarray], tolerance: Tol
             )
         if want.size == 0:
             continue
+        if not np.all(np.isfinite(want)):
+            raise ConversionError(
+                "TensorFlow's own outputs hold NaN or infinite values on ordinary inputs (untrained weights "
+                "that overflow?), so TF.js cannot be checked against them."
+            )
+        if not np.all(np.isfinite(got)):
+            raise ConversionError("TF.js returned NaN or infinite values where TensorFlow's outputs are finite.")
         error = np.abs(got - want)
         max_abs = max(max_abs, float(error.max()))
         max_rel = max(max_rel, float(error.max() / max(float(np.abs(want).max()), 1e-12)))

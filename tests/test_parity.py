@@ -57,3 +57,11 @@ def test_parity_figures_from_the_sandbox_are_sanitised():
     }  # fmt: skip
     assert clean_parity({"max_abs_error": "nope"}) is None
     assert clean_parity("garbage") is None
+
+
+def test_non_finite_reference_outputs_are_refused_in_words():
+    tolerance = parity.Tolerance()
+    with pytest.raises(ConversionError, match=r"^TensorFlow's own outputs hold NaN or infinite values"):
+        parity.compare([np.array([np.inf, 1.0])], [np.array([np.inf, 1.0])], tolerance)
+    with pytest.raises(ConversionError, match=r"^TF.js returned NaN or infinite values"):
+        parity.compare([np.array([1.0, 2.0])], [np.array([np.nan, 2.0])], tolerance)
