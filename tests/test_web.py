@@ -535,3 +535,24 @@ def test_layers_panel_is_hidden_for_a_graph_model(client, public_model):
 
     assert '<section class="card" id="layers" hidden>' in page
     assert "data-layers-url" not in page
+
+
+def test_model_page_says_why_a_keras_upload_is_a_graph_model(client, public_model):
+    reason = (
+        "Layer 'attention' (MultiHeadAttention) has no TF.js equivalent: TF.js 4.22 does not implement it. "
+        "Served as a graph model."
+    )
+    add_version(
+        public_model,
+        1,
+        status=Version.Status.READY,
+        output_format=Version.OutputFormat.GRAPH,
+        graph_reason=reason,
+        parity=PARITY,
+        model_json_key="artifacts/x/1/model.json",
+    )
+
+    page = client.get("/alice/digits/").content.decode()
+
+    assert f"<strong>Graph model:</strong> {reason}" in page.replace("&#x27;", "'")
+    assert "tf.loadGraphModel(" in page
