@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
 from conversions.sandbox import open_inside
 from converter import modeljson
 from converter.errors import ConversionError
@@ -87,8 +89,6 @@ def store(job_dir: Path, output: str, output_format: str, model_json_key: str, d
     model.json, stored last at ``model_json_key``, points at the blobs
     relative to where it is served (``depth`` directories below the model's
     /m/{owner}/{name}/ URL, so that /blobs/ is ``../`` * depth)."""
-    from django.conf import settings
-
     settings.PUBLISH_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(dir=settings.PUBLISH_DIR) as private:
         document, files = read_output(job_dir, output, output_format, Path(private))

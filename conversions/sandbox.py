@@ -23,6 +23,7 @@ emptied. Without bubblewrap, conversions fail closed, unless
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -355,11 +356,16 @@ class Sandbox:
         return parsed
 
     def _log_tail(self) -> str:
-        log = read_regular_file(self.job_dir, "converter.log", limit=None)
-        return (log or b"")[-4000:].decode(errors="replace")
+        """The end of the converter's log, for the worker's own log only."""
+        handle = open_inside(self.job_dir, "converter.log")
+        if handle is None:
+            return ""
+        with handle:
+            handle.seek(max(os.fstat(handle.fileno()).st_size - 4000, 0))
+            return handle.read().decode(errors="replace")
 
 
-def read_regular_file(directory: Path, relative: str, limit: int | None) -> bytes | None:
+def read_regular_file(directory: Path, relative: str, limit: int) -> bytes | None:
     """The bytes of a regular file under ``directory`` written by the
     sandbox, never following a symlink it may have planted; None if it is
     missing, not a regular file, or larger than ``limit``."""
@@ -367,12 +373,7 @@ def read_regular_file(directory: Path, relative: str, limit: int | None) -> byte
     if handle is None:
         return None
     with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if limit is not None and size > limit:
-            return None
-        if limit is None and size > 64 * 1024:
-            handle.seek(size - 64 * 1024)
-        return handle.read()
+        return None if os.fstat(handle.fileno()).st_size > limit else handle.read()
 
 
 def open_inside(directory: Path, relative: str):
@@ -446,30 +447,20 @@ def warm_up() -> None:
             sandbox.start(SandboxLimits.from_settings())
 
 
-class job:
+@contextlib.contextmanager
+def job(limits: SandboxLimits):
     """``with sandbox.job(limits) as job_dir:`` gives the empty job directory
     of this worker's sandbox, held for this job alone until the block ends
     (run the job with :func:`run`, publish from the directory, then it is
     emptied)."""
-
-    def __init__(self, limits: SandboxLimits):
-        self.limits = limits
-
-    def __enter__(self) -> Path:
-        _lock.acquire()
+    with _lock:
+        sandbox = _the_sandbox()
+        job_dir = sandbox.prepare(limits)
         try:
-            return _the_sandbox().prepare(self.limits)
-        except BaseException:
-            _lock.release()
-            raise
-
-    def __exit__(self, *exc_info) -> None:
-        try:
-            sandbox = _the_sandbox()
-            if sandbox.job_dir.exists():
-                empty_directory(sandbox.job_dir)
+            yield job_dir
         finally:
-            _lock.release()
+            if job_dir.exists():
+                empty_directory(job_dir)
 
 
 def run(request: dict, limits: SandboxLimits) -> dict:

@@ -114,10 +114,6 @@ def _copy_limited(source: IO[bytes], target: Path, budget: _Budget) -> None:
             out.write(chunk)
 
 
-def is_zip(path: Path) -> bool:
-    return zipfile.is_zipfile(path)
-
-
 def extract(archive_path: Path, destination: Path, limits: Limits = Limits()) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     budget = _Budget(limits, max(archive_path.stat().st_size, 1))

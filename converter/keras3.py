@@ -106,6 +106,11 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
                 walker = _Walker()
                 model_config = walker.model(_check_top(config), "", "", True)
                 weights = _read_legacy_weights(h5["model_weights"], walker.requests)
+    except NotExpressible:
+        # The walk stopped half-way; the graph route will have Keras build this
+        # model, so every safety check runs on the whole config first.
+        check_safe(config)
+        raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ConversionError(f"The model file does not hold a Keras 3 model Modelport can read ({exc!r}).") from None
     # After the layer-by-layer checks (their messages are more precise), before anything builds the model.
@@ -199,30 +204,14 @@ def check_safe_layer(layer: dict) -> None:
         )
 
 
-def check_safe(source: Path) -> None:
+def check_safe(config: dict) -> None:
     """Every check that stands between an upload and Keras building it, on
     the whole config: for models the layers route gave up on half-way."""
-    config = read_config(source)
     _check_top(config)
     for layer in walk_layers(config["config"]["layers"]):
         check_safe_layer(layer)
     check_no_code(config)
     check_keys(config, _layer_class)
-
-
-def read_config(source: Path) -> dict:
-    """The model config of a `.keras` archive or Keras-3 `.h5`."""
-    import h5py
-
-    try:
-        if zipfile.is_zipfile(source):
-            config, _, weights_file = _read_keras_archive(source)
-            weights_file.close()
-            return config
-        with h5py.File(source, "r") as h5:
-            return _read_h5_config(h5)[0]
-    except OSError:
-        raise ConversionError("The file is neither a .keras archive nor an HDF5 model file.") from None
 
 
 def check_layer(layer: dict) -> None:

@@ -65,7 +65,9 @@ def export(model, directory: Path) -> tuple[list[str], list[str]]:
             concrete = tf.function(serve, input_signature=specs).get_concrete_function()
             tf.saved_model.save(module, str(directory), signatures={"serving_default": concrete})
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        raise ConversionError(f"TensorFlow could not trace the model for a graph model: {_first(exc)}") from None
+        raise ConversionError(
+            f"TensorFlow could not trace the model for a graph model: {saved_model.first_line(exc)}"
+        ) from None
     return input_names, output_names
 
 
@@ -165,7 +167,3 @@ def convert(model, output: Path, workdir: Path, shard_bytes: int, output_shape) 
     proof.input_names = [tfjs_inputs[name]["name"] for name in input_names]
     proof.output_names = [tfjs_outputs[name]["name"] for name in output_names]
     return result, proof
-
-
-def _first(exc: BaseException) -> str:
-    return saved_model.first_line(exc)

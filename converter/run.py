@@ -81,10 +81,10 @@ def convert_keras(input_format: str, source: Path, output: Path, workdir: Path, 
         return {"output_format": LAYERS_MODEL}, parity.keras3_proof(source)
     except NotExpressible as reason:
         shutil.rmtree(output, ignore_errors=True)
-        if keras2_file:  # tf-keras' checks ran on the whole config before this was found
+        # Both routes ran every safety check on the whole config before giving up.
+        if keras2_file:
             model, output_shape = parity.load_keras2(source), parity.keras2_output_shape
         else:
-            keras3.check_safe(source)
             model, output_shape = parity.load_keras3(source), parity.keras3_output_shape
         try:
             result, proof = keras_graph.convert(model, output, workdir, shard_bytes, output_shape)

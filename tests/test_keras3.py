@@ -167,3 +167,40 @@ def test_mask_that_tfjs_would_apply_differently_is_refused(name, message, tmp_pa
         with pytest.raises(ConversionError) as error:
             convert_keras3(path, tmp_path / "out", SHARD_BYTES)
         assert str(error.value) == message
+
+
+def test_code_behind_a_layer_tfjs_lacks_is_refused_before_keras_builds_the_graph_model(tmp_path):
+    """The layers route stops at the first layer TF.js lacks; the graph route
+    would have Keras build the model, so the whole config is checked first."""
+    import json
+
+    import keras
+
+    from converter import run
+
+    marker = tmp_path / "lambda-ran"
+
+    def side_effect(x, marker=str(marker)):
+        open(marker, "w").close()
+        return x
+
+    tokens = keras.Input((4, 8))
+    attended = keras.layers.MultiHeadAttention(2, 4, name="attention")(tokens, tokens)  # not in TF.js: graph route
+    model = keras.Model(tokens, keras.layers.Lambda(side_effect, name="sneaky")(attended))
+    model.save(tmp_path / "upload.keras")
+    marker.unlink(missing_ok=True)
+    job = tmp_path / "job"
+    job.mkdir()
+    (tmp_path / "upload.keras").rename(job / "upload")
+    (job / "request.json").write_text(json.dumps({"format": "", "shard_bytes": 4 * 1024**2, "variants": []}))
+
+    run.handle(job)
+
+    result = json.loads((job / "result.json").read_text())
+    assert result["ok"] is False
+    assert result["error"] == (
+        "Layer 'sneaky' (Lambda) holds Python code; Modelport never runs code from an upload and TF.js cannot "
+        "execute it."
+    )
+    assert not marker.exists()
+    assert not (job / "graph-savedmodel").exists()
