@@ -8,7 +8,7 @@ upload's fault (a converter made to misbehave), never a reason to retry.
 from __future__ import annotations
 
 from converter.errors import ConversionError
-from converter.formats import INPUT_FORMATS, OUTPUT_FORMATS, QUANTIZATIONS
+from converter.formats import INPUT_FORMATS, OUTPUT_FORMATS, VARIANTS
 
 
 def checked_result(result: dict) -> dict:
@@ -68,7 +68,7 @@ def clean_variants(variants) -> dict:
     if not isinstance(variants, dict):
         return {}
     cleaned = {}
-    for quantization in QUANTIZATIONS:
+    for quantization in VARIANTS:
         outcome = variants.get(quantization)
         if isinstance(outcome, dict):
             ok = outcome.get("ok") is True

@@ -29,6 +29,7 @@ from conversions.publish import store
 from conversions.results import checked_result
 from conversions.sandbox import SandboxLimits, SandboxUnavailable
 from converter.errors import ConversionError, SystemFailure
+from converter.formats import GRAPH_MODEL, GRAPH_VARIANT
 from registry import storage
 from registry.models import Version
 
@@ -208,7 +209,8 @@ def _store_variants(result: dict, job_dir: Path, prefix: str) -> dict:
             outcomes[quantization] = {"status": "failed", "error": outcome["error"], "parity": outcome["parity"] or {}}
             continue
         key = f"{prefix}/{quantization}/model.json"
-        published = store(job_dir, f"output-{quantization}", result["output_format"], key, depth=2)
+        output_format = GRAPH_MODEL if quantization == GRAPH_VARIANT else result["output_format"]
+        published = store(job_dir, f"output-{quantization}", output_format, key, depth=2)
         outcomes[quantization] = {
             "status": "ready",
             "error": "",

@@ -28,6 +28,9 @@ LAYERS_MODEL = "layers-model"
 GRAPH_MODEL = "graph-model"
 OUTPUT_FORMATS = (LAYERS_MODEL, GRAPH_MODEL)
 QUANTIZATIONS = ("float16", "uint8", "uint16")
+# A graph model of a Keras upload served as a layers model (often faster for inference).
+GRAPH_VARIANT = "graph"
+VARIANTS = (*QUANTIZATIONS, GRAPH_VARIANT)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from converter.errors import ConversionError, NotExpressible
 from converter.keras3_config import (
+    ACTIVATION_CHAINS,
     GLOBAL_POOLING,
     INFERENCE_IDENTITY,
     MODELS,
     RECURRENT,
+    WITH_INPUT,
     WRAPPERS,
     _audit_masks,
     _causal_conv1d,
@@ -38,6 +42,8 @@ from converter.keras3_config import (
     _sequential_shapes,
     _softmax,
     _unsupported,
+    activation_chain,
+    elementwise_op,
 )
 from converter.keras3_weights import (
     OWN_VARIABLES,
@@ -72,7 +78,7 @@ WEIGHTLESS = GLOBAL_POOLING | frozenset(
     "MaxPooling1D MaxPooling2D MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D".split()
 )
 # Keras layers TF.js lacks that become an exact TF.js equivalent.
-REWRITTEN = frozenset({"Normalization"})
+REWRITTEN = frozenset({"Normalization", "LayerScale"})
 SUPPORTED = WEIGHTLESS | RECURRENT | WRAPPERS | MODELS | frozenset(OWN_VARIABLES) | INFERENCE_IDENTITY | REWRITTEN
 
 
@@ -116,7 +122,7 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
     # After the layer-by-layer checks (their messages are more precise), before anything builds the model.
     check_no_code(config)
     check_keys(config, _layer_class)
-    for weight in weights:
+    for weight in weights + walker.constants:
         if weight["name"] in walker.normalizations and float(weight["data"].min(initial=1.0)) < 1e-14:
             raise NotExpressible(
                 f"Layer '{weight['name'].split('/')[0]}' (Normalization) has a zero variance, which Keras divides by "
@@ -129,6 +135,7 @@ def normalise(source: Path) -> tuple[dict, list[dict]]:
     weights = [w for w, t in zip(weights, flags, strict=True) if t] + [
         w for w, t in zip(weights, flags, strict=True) if not t
     ]
+    weights += walker.constants  # non-trainable, like the statistics they stand beside
     names = [weight["name"] for weight in weights]
     if len(set(names)) != len(names):
         twice = sorted({name for name in names if names.count(name) > 1})[0].split("/")[0]
@@ -258,14 +265,12 @@ def _check_options(class_name: str, name: str, config: dict) -> None:
         )
     if class_name == "InputLayer" and (config.get("sparse") or config.get("ragged")):
         raise _unsupported(name, class_name, "takes sparse or ragged tensors, which TF.js does not support.")
-    if class_name == "Normalization" and (
-        config.get("invert") or config.get("mean") is not None or _single_axis(config.get("axis", -1)) is None
-    ):
+    if class_name == "Normalization" and (config.get("invert") or _single_axis(config.get("axis", -1)) is None):
         raise _unsupported(
             name,
             class_name,
-            "is inverted, has fixed statistics or several axes; TF.js has no Normalization "
-            "layer and Modelport rewrites only the adapted, one-axis kind.",
+            "is inverted or normalises over several axes; TF.js has no Normalization "
+            "layer and Modelport rewrites only the one-axis kind.",
         )
     if config.get("quantization_config"):
         raise _unsupported(name, class_name, "is quantized, which TF.js layers cannot load.")
@@ -275,6 +280,32 @@ def _check_options(class_name: str, name: str, config: dict) -> None:
         ("int8", "int4", "float8", "gptq")
     ):
         raise _unsupported(name, class_name, f"is quantized ({policy_name}), which TF.js layers cannot load.")
+
+
+def _grouped_as_depthwise(layer: dict, input_shape: list | None) -> dict | None:
+    """A Conv2D with one group per input channel (ConvNeXt's depthwise convolutions)
+    is a DepthwiseConv2D, which TF.js has: that layer, or None for any other layer."""
+    config = layer["config"]
+    groups = config.get("groups", 1)
+    if layer["class_name"] != "Conv2D" or groups == 1 or config.get("data_format", "channels_last") != "channels_last":
+        return None
+    channels = input_shape[-1] if input_shape and len(input_shape) == 4 else None
+    filters, kernel_size = config.get("filters"), config.get("kernel_size")
+    if not isinstance(channels, int) or channels != groups or not isinstance(filters, int) or filters % groups:
+        return None
+    if not (isinstance(kernel_size, list) and len(kernel_size) == 2 and all(isinstance(k, int) for k in kernel_size)):
+        return None
+    keep = "name trainable dtype kernel_size strides padding data_format dilation_rate activation use_bias".split()
+    depthwise = {key: config[key] for key in keep if key in config}
+    depthwise["depth_multiplier"] = filters // groups
+    return {**layer, "class_name": "DepthwiseConv2D", "config": depthwise}
+
+
+def _chain_input(chain_input, node: list, index: int) -> list:
+    """The extra inbound tensor of a rewritten chain's layer (see keras3_config.WITH_INPUT)."""
+    if chain_input is True:
+        return list(node)
+    return [[chain_input, index, 0, {}]] if chain_input else []
 
 
 # --- Config: Keras 3 dialect -> the Keras 2 dialect tfjs-layers reads -------------------
@@ -296,6 +327,14 @@ class _Walker(_WeightRequests):
         for layer in config["layers"]:
             if layer["config"].get("name") in mask_ops:
                 continue
+            check_safe_layer(layer)
+            # Legacy .h5 configs drop "module": an op is then told from a layer by its (tensor, number) call.
+            maybe_op = _is_op(layer) or "module" not in layer
+            as_layer = elementwise_op(layer, nested) if maybe_op and not sequential else None
+            if as_layer is not None:  # an op, not a layer: no weights group
+                as_layer["name"] = as_layer["config"]["name"]
+                layers.append(as_layer)
+                continue
             check_layer(layer)
             name = layer["config"].get("name")
             class_name = layer["class_name"]
@@ -312,9 +351,20 @@ class _Walker(_WeightRequests):
                 nodes = [_inbound_node(node, nested, mask_ops, layer) for node in layer.get("inbound_nodes") or []]
                 converted[0]["inbound_nodes"] = nodes
                 for before, after in zip(converted, converted[1:], strict=False):
-                    after["inbound_nodes"] = [[[before["config"]["name"], i, 0, {}]] for i in range(len(nodes))]
+                    chain_input = after.pop(WITH_INPUT, False)
+                    after["inbound_nodes"] = [
+                        _chain_input(chain_input, nodes[i], i) + [[before["config"]["name"], i, 0, {}]]
+                        for i in range(len(nodes))
+                    ]
                 for item in converted:
                     item["name"] = item["config"]["name"]
+            elif any(item.pop(WITH_INPUT, False) for item in converted):
+                raise _unsupported(
+                    name,
+                    class_name,
+                    f"uses {layer['config'].get('activation')}, which TF.js layers can express "
+                    "only in a functional model (x * hard_sigmoid(x) needs two branches), not in a Sequential one.",
+                )
             layers.extend(converted)
         _audit_masks(config, sequential, mask_ops, nested=bool(top))
         if sequential:
@@ -341,9 +391,30 @@ class _Walker(_WeightRequests):
         `shapes`: (input, output) shapes known from a Sequential's other layers."""
         class_name = layer["class_name"]
         name = layer["config"].get("name")
+        activation = layer["config"].get("activation")
+        if isinstance(activation, str) and activation in ACTIVATION_CHAINS:
+            # The layer computes linearly under its name + "__linear" (its weights too), the
+            # activation's layers follow, and the last keeps the name (cuts, getLayer).
+            trainable_flag = layer["config"].get("trainable", True)
+            chain = activation_chain(activation, name, trainable_flag)
+            if class_name == "Activation":
+                return chain
+            linear = dict(layer, config=dict(layer["config"], name=f"{name}__linear", activation="linear"))
+            for item in chain:  # the chain's input is now the linear layer's output
+                if item.get(WITH_INPUT):
+                    item[WITH_INPUT] = f"{name}__linear"
+            return self.layer(linear, group, top, trainable, shapes) + chain
         input_shape, output_shape = _input_shape(layer) or shapes[0], shapes[1]
+        depthwise = _grouped_as_depthwise(layer, input_shape)
+        if depthwise is not None:
+            layer, class_name = depthwise, depthwise["class_name"]
         _check_options(class_name, name, layer["config"])
         self._weights(layer, name, name, group, top, trainable)
+        if depthwise is not None:  # Conv2D's (kh, kw, 1, C * m) kernel is depthwise's (kh, kw, C, m)
+            kh, kw = layer["config"]["kernel_size"]
+            self.requests[-1 - layer["config"].get("use_bias", True)].reshape = (
+                kh, kw, input_shape[-1], layer["config"]["depth_multiplier"]
+            )  # fmt: skip
         config = _clean(layer["config"], name, class_name)
         if class_name in INFERENCE_IDENTITY:
             identity = {"name": name, "trainable": config.get("trainable", True), "dtype": "float32"}
@@ -364,10 +435,44 @@ class _Walker(_WeightRequests):
             config["target_shape"] = _resolve_reshape(config["target_shape"], input_shape, output_shape)
         elif class_name in GLOBAL_POOLING and config.pop("keepdims", False):
             return _keepdims_pooling(class_name, config, input_shape or output_shape)
+        elif class_name == "LayerScale":
+            return [self._layer_scale(name, config)]
         elif class_name == "Normalization":
             self.normalizations.add(f"{name}/moving_variance")
+            if config.get("mean") is not None:
+                self._fixed_statistics(name, config, input_shape or output_shape)
             return [_normalization_as_batch_norm(name, config)]
         return [{"class_name": class_name, "config": config}]
+
+    def _layer_scale(self, name: str, config: dict) -> dict:
+        """ConvNeXt's LayerScale (keras.applications' own class) is x * gamma: a
+        BatchNormalization of mean 0, variance 1 and epsilon 0 computes exactly that."""
+        channels = config.get("projection_dim")
+        if not isinstance(channels, int) or isinstance(channels, bool) or not 0 < channels <= 1 << 20:
+            raise ConversionError(f"Layer '{name}' (LayerScale) has no valid projection_dim.")
+        self.constants.append({"name": f"{name}/moving_mean", "data": np.zeros(channels, np.float32)})
+        self.constants.append({"name": f"{name}/moving_variance", "data": np.ones(channels, np.float32)})
+        common = {"name": name, "trainable": config.get("trainable", True), "dtype": "float32"}
+        batch_norm = {"axis": -1, "epsilon": 0.0, "momentum": 0.99, "center": False, "scale": True}
+        return {"class_name": "BatchNormalization", "config": {**common, **batch_norm}}
+
+    def _fixed_statistics(self, name: str, config: dict, shape: list | None) -> None:
+        """A Normalization built with mean= and variance= keeps them in its config, not
+        as variables: they become the BatchNormalization's moving statistics."""
+        axis = _single_axis(config.get("axis", -1))
+        channels = shape[axis] if shape and -len(shape) <= axis < len(shape) else None
+        for keras_name, tfjs_name in (("mean", "moving_mean"), ("variance", "moving_variance")):
+            try:
+                value = np.asarray(config.get(keras_name), dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError):
+                raise ConversionError(
+                    f"Layer '{name}' (Normalization) has a {keras_name} that is not numbers."
+                ) from None
+            if value.size == 1 and isinstance(channels, int):
+                value = np.full(channels, value[0], np.float32)
+            if value.size == 0 or (isinstance(channels, int) and value.size != channels):
+                raise _unsupported(name, "Normalization", f"has a {keras_name} that does not match its input's axis.")
+            self.constants.append({"name": f"{name}/{tfjs_name}", "data": value})
 
     def _wrapper(self, class_name: str, name: str, config: dict, raw: dict) -> dict:
         inner = raw.get("layer")

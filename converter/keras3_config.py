@@ -57,6 +57,20 @@ KERAS_MASK_ARG = MASK_RNN | {"Softmax", "GlobalAveragePooling1D", "BatchNormaliz
 MASK_OPS = frozenset(
     {"NotEqual", "Equal", "Any", "All", "LogicalAnd", "LogicalOr", "LogicalNot", "Cast", "ExpandDims", "Squeeze"}
 )
+# Keras 3 activations TF.js lacks or computes differently, rewritten as exact
+# chains of TF.js layers (see activation_chain).
+ACTIVATION_CHAINS = frozenset({"hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "leaky_relu"})
+# A layer of a rewritten chain that also takes the chain's input (hard_silu's x * hard_sigmoid(x)).
+WITH_INPUT = "__with_input__"
+# keras.ops applied to a tensor and a number, as (scale, offset) of a TF.js Rescaling.
+SCALAR_OPS = {
+    "Add": lambda c, first: (1.0, c),
+    "Subtract": lambda c, first: (1.0, -c) if first else (-1.0, c),
+    "Multiply": lambda c, first: (c, 0.0),
+    "Divide": lambda c, first: (1.0 / c, 0.0) if first and c else None,
+    "TrueDivide": lambda c, first: (1.0 / c, 0.0) if first and c else None,
+}
+MERGE_OPS = frozenset({"Add", "Multiply", "Maximum", "Minimum"})
 NO_SHAPE = "the file does not record it (Sequential models saved as .h5 keep almost no shapes; save as .keras)."
 
 
@@ -287,6 +301,72 @@ def _causal_conv1d(config: dict, input_shape: list | None) -> list[dict]:
         },
         {"class_name": "Conv1D", "config": dict(config, padding="valid")},
     ]
+
+
+def activation_chain(activation: str, name: str, trainable) -> list[dict]:
+    """TF.js layers computing a Keras 3 activation TF.js has no namesake for; the
+    first takes the input, the last is named `name`.
+
+    hard_sigmoid is relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1) (TF.js' hardSigmoid
+    has slope 0.2), hard_silu is x * hard_sigmoid(x), hard_tanh clip(x, -1, 1).
+    """
+    common = {"trainable": trainable, "dtype": "float32"}
+
+    def layer(class_name: str, layer_name: str, **config) -> dict:
+        return {"class_name": class_name, "config": {"name": layer_name, **common, **config}}
+
+    def clip01(scale: float, offset: float, last: str) -> list[dict]:
+        return [
+            layer("Rescaling", f"{name}__scale", scale=scale, offset=offset),
+            layer("ReLU", last, max_value=1.0),
+        ]
+
+    if activation == "hard_sigmoid":
+        return clip01(1 / 6, 0.5, name)
+    if activation in ("hard_silu", "hard_swish"):
+        return [*clip01(1 / 6, 0.5, f"{name}__hard_sigmoid"), {**layer("Multiply", name), WITH_INPUT: True}]
+    if activation == "hard_tanh":
+        return [*clip01(0.5, 0.5, f"{name}__clip"), layer("Rescaling", name, scale=2.0, offset=-1.0)]
+    if activation == "leaky_relu":  # keras.activations.leaky_relu's default slope
+        return [layer("LeakyReLU", name, alpha=0.2)]
+    raise ValueError(activation)
+
+
+def elementwise_op(layer: dict, nested: set) -> dict | None:
+    """A keras.ops Add/Subtract/Multiply/Divide of one tensor and one number (as
+    MobileNetV3 writes `relu6(x + 3) * (1 / 6)`) as a TF.js Rescaling, or of two
+    tensors as a merge layer (see _merge_op); None for anything else."""
+    node = (layer.get("inbound_nodes") or [None])[0]
+    rule = SCALAR_OPS.get(layer.get("class_name"))
+    if len(layer.get("inbound_nodes") or []) != 1 or not isinstance(node, dict) or node.get("kwargs"):
+        return None
+    args = node.get("args") or []
+    if len(args) != 2:
+        return None
+    name = layer["config"].get("name")
+    if all(isinstance(arg, dict) for arg in args):
+        return _merge_op(layer["class_name"], name, args, nested)
+    first = isinstance(args[0], dict)
+    tensor, number = args if first else args[::-1]
+    if rule is None or not isinstance(tensor, dict) or isinstance(number, bool) or not isinstance(number, int | float):
+        return None
+    affine = rule(float(number), first)
+    if affine is None or not all(np.isfinite(affine)):
+        return None
+    config = {"name": name, "trainable": True, "dtype": "float32", "scale": affine[0], "offset": affine[1]}
+    ref = _tensor_ref(tensor, nested, name)
+    return {"class_name": "Rescaling", "config": config, "inbound_nodes": [[ref + [{}]]]}
+
+
+def _merge_op(class_name: str, name: str, tensors: list, nested: set) -> dict | None:
+    """keras.ops add/multiply/maximum/minimum of two tensors of one shape (ConvNeXt's
+    `inputs + x`) as the TF.js merge layer of the same name, or None."""
+    shapes = [tensor.get("config", {}).get("shape") for tensor in tensors]
+    if class_name not in MERGE_OPS or not isinstance(shapes[0], list) or shapes[0] != shapes[1]:
+        return None
+    refs = [_tensor_ref(tensor, nested, name) + [{}] for tensor in tensors]
+    return {"class_name": class_name, "config": {"name": name, "trainable": True, "dtype": "float32"},
+            "inbound_nodes": [refs]}  # fmt: skip
 
 
 def _softmax(config: dict, input_shape: list | None) -> list[dict]:

@@ -50,6 +50,7 @@ OWN_VARIABLES = {
     "PReLU": lambda c: ["alpha"],
     "LayerNormalization": _normalization,
     "BatchNormalization": _normalization,
+    "LayerScale": lambda c: [("variable", "gamma")],  # becomes a BatchNormalization (keras3.py)
 }
 # Variables that are never trainable (they come after the trainable ones).
 STATISTICS = {
@@ -141,6 +142,10 @@ def _array(dataset, request: _Request) -> np.ndarray:
         value = (value.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
     if value.dtype.kind != "f":
         raise ConversionError(f"Weight {request.keras!r} of layer '{request.layer}' is not a float array.")
+    if request.reshape is not None:
+        if value.size != int(np.prod(request.reshape)):
+            raise ConversionError(f"Weight {request.keras!r} of layer '{request.layer}' has an unexpected shape.")
+        value = value.reshape(request.reshape)
     return value.astype(np.float32)
 
 
@@ -154,6 +159,7 @@ class _Request:
     top: str  # top-level layer whose group holds it in a legacy .h5
     group: str  # group holding it in a .keras weights file ("…/vars")
     trainable: bool  # as Keras counted it when saving (legacy .h5 order)
+    reshape: tuple | None = None  # the shape tfjs needs, when a rewrite changes it (same values, same order)
 
 
 def _read_keras_weights(h5, walker: _WeightRequests) -> list[dict]:
@@ -231,6 +237,7 @@ class _WeightRequests:
         self.requests: list[_Request] = []
         self.layer_groups: dict[str, str] = {}  # "<path>/vars" in a .keras weights file -> layer name
         self.normalizations: set[str] = set()  # moving_variance weights of rewritten Normalization layers
+        self.constants: list[dict] = []  # {"name", "data"}: weights a rewrite takes from the config
 
     def _group(self, path: str, class_name: str, used: dict[str, int]) -> str:
         # saving_lib names each layer of a model by its snake-cased class, numbered on repeats.
@@ -259,7 +266,9 @@ class _WeightRequests:
             for item in OWN_VARIABLES.get(class_name, lambda c: [])(config):
                 keras_name, tfjs_name = item if isinstance(item, tuple) else (item, item)
                 self._add(prefix, keras_name, tfjs_name, name, top, group, trainable)
-            for item in STATISTICS.get(class_name, []):
+            # A Normalization given mean= and variance= keeps them in its config, not as variables.
+            fixed = class_name == "Normalization" and config.get("mean") is not None
+            for item in [] if fixed else STATISTICS.get(class_name, []):
                 keras_name, tfjs_name = item if isinstance(item, tuple) else (item, item)
                 self._add(prefix, keras_name, tfjs_name, name, top, group, False)
 

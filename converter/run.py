@@ -32,6 +32,7 @@ from converter import (
 from converter.errors import ConversionError, NotExpressible
 from converter.formats import (
     GRAPH_MODEL,
+    GRAPH_VARIANT,
     KERAS_H5,
     KERAS_SAVED_MODEL,
     KERAS_V3,
@@ -70,10 +71,22 @@ def open_upload(workdir: Path, requested: str, facts: dict) -> tuple[str, Path]:
     return input_format, source
 
 
+def _is_keras2(input_format: str, source: Path) -> bool:
+    return input_format == KERAS_H5 and not keras2.read_h5_config(source)[0].startswith("3")
+
+
+def _built_keras(keras2_file: bool, source: Path):
+    """(model, output-shape function): Keras builds the model. Only once every
+    safety check of the layers route has passed on the whole config."""
+    if keras2_file:
+        return parity.load_keras2(source), parity.keras2_output_shape
+    return parity.load_keras3(source), parity.keras3_output_shape
+
+
 def convert_keras(input_format: str, source: Path, output: Path, workdir: Path, shard_bytes: int):
     """A Keras file as a layers model when TF.js layers can express it
     exactly, otherwise as a graph model (and the result says why)."""
-    keras2_file = input_format == KERAS_H5 and not keras2.read_h5_config(source)[0].startswith("3")
+    keras2_file = _is_keras2(input_format, source)
     try:
         if keras2_file:
             return keras2.convert_keras_h5(source, output, shard_bytes)
@@ -82,10 +95,7 @@ def convert_keras(input_format: str, source: Path, output: Path, workdir: Path, 
     except NotExpressible as reason:
         shutil.rmtree(output, ignore_errors=True)
         # Both routes ran every safety check on the whole config before giving up.
-        if keras2_file:
-            model, output_shape = parity.load_keras2(source), parity.keras2_output_shape
-        else:
-            model, output_shape = parity.load_keras3(source), parity.keras3_output_shape
+        model, output_shape = _built_keras(keras2_file, source)
         try:
             result, proof = keras_graph.convert(model, output, workdir, shard_bytes, output_shape)
         except ConversionError as exc:
@@ -127,11 +137,30 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
             return finish(result, tfjs_input.graph_self_check(output, workdir), [], request, output, no_reference=True)
         proof = tfjs_input.layers_proof(output)
     figures = proof.check(output, workdir, tolerance)
-    result["variants"] = {
-        quantization: make_variant(output, workdir, quantization, shard_bytes, proof)
-        for quantization in request.get("variants", [])
-    }
+    result["variants"] = {}
+    for variant in request.get("variants", []):
+        if variant == GRAPH_VARIANT and input_format not in (KERAS_H5, KERAS_V3):
+            result["variants"][variant] = {"ok": False, "error": "A graph variant is made from Keras uploads only."}
+        elif variant == GRAPH_VARIANT and result["output_format"] != LAYERS_MODEL:
+            result["variants"][variant] = {"ok": False, "error": "This version is a graph model already."}
+        elif variant == GRAPH_VARIANT:
+            result["variants"][variant] = graph_variant(input_format, source, output, workdir, shard_bytes, tolerance)
+        else:
+            result["variants"][variant] = make_variant(output, workdir, variant, shard_bytes, proof)
     return finish(result, figures, proof.layers, request, output)
+
+
+def graph_variant(input_format: str, source: Path, output: Path, workdir: Path, shard_bytes: int, tolerance) -> dict:
+    """A TF.js graph model of a Keras upload served as a layers model, in
+    ``output-graph``, proven against Keras like any graph model."""
+    target = output.parent / f"{output.name}-{GRAPH_VARIANT}"
+    model, output_shape = _built_keras(_is_keras2(input_format, source), source)
+    try:
+        _, proof = keras_graph.convert(model, target, workdir, shard_bytes, output_shape)
+        layout.regroup(target, shard_bytes)
+        return {"ok": True, "parity": proof.check(target, workdir, tolerance)}
+    except ConversionError as exc:
+        return {"ok": False, "error": str(exc), "parity": exc.parity}
 
 
 def finish(

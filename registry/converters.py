@@ -2,9 +2,9 @@ from __future__ import annotations
 
 
 class VariantConverter:
-    """URL segment naming a quantized variant of a version."""
+    """URL segment naming a variant of a version (a quantization, or graph)."""
 
-    regex = "float16|uint8|uint16"
+    regex = "float16|uint8|uint16|graph"
 
     def to_python(self, value: str) -> str:
         return value

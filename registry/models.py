@@ -114,6 +114,10 @@ class Version(models.Model):
         LAYERS = "layers-model"
         GRAPH = "graph-model"
 
+    # Variants a version can have: quantized copies, and a graph model of a Keras layers model.
+    GRAPH_VARIANT = "graph"
+    VARIANTS = (*Quantization.values, GRAPH_VARIANT)
+
     FINAL_STATES = (Status.READY, Status.FAILED)
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -149,8 +153,8 @@ class Version(models.Model):
     # TF.js vs TensorFlow on the same inputs: max_abs_error, max_rel_error,
     # atol, rtol, passed, inputs. Set on ready, and on a parity failure.
     parity = models.JSONField(default=dict, blank=True)
-    # Quantized variants: {"float16": {"status", "error", "parity", "blobs",
-    # "model_json_key", "model_json_sha256"}}, served under /m/…/{ref}/{quantization}/.
+    # Variants: {"float16" | "uint8" | "uint16" | "graph": {"status", "error", "parity", "blobs",
+    # "model_json_key", "model_json_sha256"}}, served under /m/…/{ref}/{variant}/.
     variants = models.JSONField(default=dict, blank=True)
     # Layers models: [{"name", "class_name", "output_shape"}] for choosing a cut.
     layers = models.JSONField(default=list, blank=True)
@@ -265,6 +269,27 @@ class Version(models.Model):
 
     def pending_variants(self) -> list[str]:
         return sorted(q for q, variant in self.variants.items() if variant.get("status") == "pending")
+
+    def variant_format(self, variant: str) -> str:
+        return self.OutputFormat.GRAPH if variant == self.GRAPH_VARIANT else self.output_format
+
+    def graph_variant_refusal(self) -> str:
+        """Why this version cannot have a graph variant ('' if it can, or cannot tell yet)."""
+        keras = (self.InputFormat.KERAS_H5, self.InputFormat.KERAS_V3)
+        if self.input_format and self.input_format not in keras:
+            return "A graph variant is made from Keras uploads (.keras or .h5) only."
+        if self.output_format == self.OutputFormat.GRAPH:
+            return f"Version {self.number} is a graph model already."
+        return ""
+
+    def requestable_variants(self) -> list[str]:
+        """Variants the owner can still ask for (a failed one may be retried)."""
+        return [
+            variant
+            for variant in self.VARIANTS
+            if self.variants.get(variant, {}).get("status") not in ("pending", "ready")
+            and (variant != self.GRAPH_VARIANT or not self.graph_variant_refusal())
+        ]
 
     def ready_variant(self, quantization: str) -> dict | None:
         variant = self.variants.get(quantization)

@@ -134,11 +134,13 @@ def delete_model(model: Model) -> None:
 
 
 def request_variant(version: Version, quantization: str) -> Version:
-    """Ask for a quantized variant of a version (idempotent)."""
+    """Ask for a variant of a version (idempotent)."""
     with transaction.atomic():
         version = Version.objects.select_for_update().select_related("model__owner").get(pk=version.pk)
         if version.status == Version.Status.FAILED:
             raise RegistryError(f"Version {version.number} failed to convert, so it has no variants.", status=409)
+        if quantization == Version.GRAPH_VARIANT and (refusal := version.graph_variant_refusal()):
+            raise RegistryError(refusal, status=409)
         current = version.variants.get(quantization, {}).get("status")
         if current in ("pending", "ready"):
             return version

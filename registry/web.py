@@ -49,11 +49,11 @@ def model_detail(request, owner: str, name: str):
             {
                 **variant,
                 "verified": parity_summary(variant["parity"]),
-                "snippet": load_snippet(version, variant["model_url"]) if variant["model_url"] else "",
+                "snippet": variant["snippet"] or "",
             }
             for variant in variants_of(version)
         ]
-        version.requestable = requestable_quantizations(version)
+        version.requestable = version.requestable_variants()
     ready = [version for version in versions if version.is_ready]
     latest = ready[0] if ready else None
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))
@@ -76,6 +76,7 @@ def model_detail(request, owner: str, name: str):
         "input_formats": Version.InputFormat.choices,
         "input_format_labels": dict(Version.InputFormat.choices),
         "quantizations": Version.Quantization.values,
+        "graph_variant": Version.GRAPH_VARIANT,
     }
     return render(request, "registry/model_detail.html", context)
 
@@ -115,15 +116,6 @@ def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:
             }
         )
     return result
-
-
-def requestable_quantizations(version: Version) -> list[str]:
-    """Quantizations the owner can still ask for: a failed one may be retried."""
-    return [
-        quantization
-        for quantization in Version.Quantization.values
-        if version.variants.get(quantization, {}).get("status") not in ("pending", "ready")
-    ]
 
 
 def short_number(value: float) -> str:

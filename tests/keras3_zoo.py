@@ -425,3 +425,62 @@ def lambda_model(marker: Path):
     hidden = keras.layers.Dense(2, name="dense")(inputs)
     outputs = keras.layers.Lambda(side_effect, name="sneaky")(hidden)
     return keras.Model(inputs, outputs, name="with_lambda")
+
+
+def hard_activations() -> Case:
+    """Keras 3 activations TF.js lacks or computes differently, as Activation
+    layers, inside a Dense and a Conv2D, plus MobileNetV3's scalar keras.ops:
+    each becomes a chain of TF.js layers (inputs reach past every clip point)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(23)
+    inputs = keras.Input((6, 6, 2))
+    x = layers.Conv2D(4, 3, padding="same", activation="hard_sigmoid", name="conv_hard_sigmoid")(inputs)
+    x = layers.Activation("hard_silu", name="act_hard_silu")(x * 4.0 - 1.0)
+    x = layers.Activation("hard_tanh", name="act_hard_tanh")(3.0 - x)
+    x = layers.Activation("leaky_relu", name="act_leaky_relu")(x / 4.0 + 0.5)
+    x = layers.Activation("hard_swish", name="act_hard_swish")(2.0 * layers.Flatten()(x))
+    outputs = layers.Dense(5, activation="hard_silu", name="dense_hard_silu")(x)
+    model = keras.Model(inputs, outputs)
+    perturb(model, 23)
+    return Case(model, [np.random.default_rng(23).uniform(-6, 6, (3, 6, 6, 2)).astype(np.float32)])
+
+
+def hard_activations_sequential() -> Case:
+    """The single-branch rewrites also fit a Sequential model."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(24)
+    model = keras.Sequential(
+        [keras.Input((7,)), layers.Dense(6, activation="hard_sigmoid"), layers.Activation("hard_tanh"),
+         layers.Dense(4, activation="leaky_relu")],
+    )  # fmt: skip
+    perturb(model, 24)
+    return Case(model, [np.random.default_rng(24).uniform(-8, 8, (4, 7)).astype(np.float32)])
+
+
+def convnext_parts() -> Case:
+    """What EfficientNetV2 and ConvNeXt are made of that TF.js lacks: a Normalization
+    with fixed statistics, a Conv2D with one group per channel, LayerScale
+    (keras.applications' own class), and keras.ops merges of two tensors."""
+    import keras
+    from keras import layers
+    from keras.src.applications.convnext import LayerScale
+
+    keras.utils.set_random_seed(25)
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Normalization(mean=[0.1, -0.2, 0.3], variance=[0.5, 2.0, 1.5], name="fixed_norm")(inputs)
+    x = layers.Conv2D(6, 1, name="widen")(x)
+    y = layers.Conv2D(12, 3, padding="same", groups=6, name="grouped_depthwise")(x)
+    y = layers.Conv2D(6, 1, name="narrow")(y)
+    y = LayerScale(0.5, 6, name="layer_scale")(y)
+    x = keras.ops.maximum(x + y, x * y)
+    outputs = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, outputs)
+    perturb(model, 25)
+    for variable in model.weights:
+        if variable.path.endswith("layer_scale/variable"):
+            variable.assign(np.linspace(-1.5, 1.5, 6).astype(np.float32))
+    return Case(model, [floats(np.random.default_rng(25), 3, 8, 8, 3)])

@@ -131,6 +131,33 @@ def test_variant_of_a_failed_version_is_409(owner_client, public_model):
     assert response.json() == {"detail": "Version 1 failed to convert, so it has no variants."}
 
 
+def test_graph_variant_of_a_version_that_is_a_graph_model_already_is_409(owner_client, public_model):
+    owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    Version.objects.update(
+        status=Version.Status.READY, input_format=Version.InputFormat.SAVED_MODEL,
+        output_format=Version.OutputFormat.GRAPH,
+    )  # fmt: skip
+    response = owner_client.post(URL + "1/variants/", {"variant": "graph"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "A graph variant is made from Keras uploads (.keras or .h5) only."}
+    Version.objects.update(input_format=Version.InputFormat.KERAS_V3)
+    response = owner_client.post(URL + "1/variants/", {"variant": "graph"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Version 1 is a graph model already."}
+
+
+def test_variant_request_names_one_variant(owner_client, public_model):
+    owner_client.post(URL, {"file": h5_like()}, format="multipart")
+    response = owner_client.post(URL + "1/variants/", {}, format="json")
+    assert response.status_code == 400
+    assert "Send one `variant`" in response.json()["detail"]
+    response = owner_client.post(URL + "1/variants/", {"variant": "graph"}, format="json")
+    assert response.status_code == 202
+    assert [(v["variant"], v["quantization"], v["status"]) for v in response.json()["variants"]] == [
+        ("graph", None, "pending")
+    ]
+
+
 def test_outsider_cannot_ask_for_variants(outsider_client, owner_client, public_model):
     owner_client.post(URL, {"file": h5_like()}, format="multipart")
     response = outsider_client.post(URL + "1/variants/", {"quantization": "uint8"}, format="json")

@@ -19,17 +19,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("backend", ["disk"], indi
 APPLICATIONS = {
     "MobileNet": (32, "layers-model"),
     "MobileNetV2": (32, "layers-model"),
-    "MobileNetV3Small": (32, "graph-model"),  # hard_silu
-    "MobileNetV3Large": (32, "graph-model"),
+    "MobileNetV3Small": (32, "layers-model"),  # hard_silu and keras.ops arithmetic, rewritten
+    "MobileNetV3Large": (32, "layers-model"),
     "EfficientNetB0": (32, "layers-model"),  # its Normalization becomes a BatchNormalization
-    "EfficientNetV2B0": (32, "graph-model"),  # Normalization with fixed statistics
+    "EfficientNetV2B0": (32, "layers-model"),  # Normalization with fixed statistics
     "ResNet50": (32, "layers-model"),
     "ResNet50V2": (32, "layers-model"),
     "DenseNet121": (32, "layers-model"),
     "Xception": (71, "layers-model"),
     "InceptionV3": (75, "layers-model"),
     "NASNetMobile": (32, "layers-model"),
-    "ConvNeXtTiny": (32, "graph-model"),  # LayerScale (Keras' own class, not user code)
+    "ConvNeXtTiny": (32, "layers-model"),  # LayerScale (Keras' own class), grouped convs, keras.ops adds
     "VGG16": (32, "layers-model"),
 }
 

@@ -38,18 +38,27 @@ def keras3_transformer_block():
     return keras.Model(tokens, keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling1D()(x)))
 
 
-def mobilenet_v3_small():
+def sequential_hard_silu():
+    """hard_silu is x * hard_sigmoid(x): two branches, which a Sequential model cannot hold."""
     import keras
 
-    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, activation="hard_silu", name="conv"),
+         keras.layers.GlobalAveragePooling2D(name="pool"), keras.layers.Dense(4, name="logits")],
+    )  # fmt: skip
     keras3_zoo.perturb(model, 5)
     return model
 
 
-def efficientnet_v2_b0():
+def bilinear_decoder():
     import keras
 
-    model = keras.applications.EfficientNetV2B0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="encode")(inputs)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="upsample")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="mask")(x))
     keras3_zoo.perturb(model, 6)
     return model
 
@@ -71,19 +80,19 @@ CASES = {
         "keras",
         "Layer 'attention' (MultiHeadAttention) has no TF.js equivalent",
     ),
-    "mobilenet-v3-small": (
-        mobilenet_v3_small,
+    "sequential-hard-silu": (
+        sequential_hard_silu,
         "keras",
-        "uses the activation 'hard_silu', which TF.js does not implement",
+        "Layer 'conv' (Conv2D) uses hard_silu, which TF.js layers can express only in a functional model",
     ),
-    "efficientnet-v2-b0": (efficientnet_v2_b0, "keras", "(Normalization) is inverted, has fixed statistics"),
+    "bilinear-decoder": (bilinear_decoder, "keras", "Layer 'upsample' (UpSampling2D) uses non-nearest interpolation"),
     "tf-keras-gru": (tf_keras_gru, "h5", "Layer 'gru' (GRU) uses reset_after=True (the Keras default)"),
 }
 
 
 def pooled_features(model, inputs) -> np.ndarray:
-    """What a graph MobileNetV3 is used for as a feature extractor: the output
-    of its global pooling, computed by Keras."""
+    """What a graph model is used for as a feature extractor: the output of its
+    global pooling, computed by Keras."""
     import keras
 
     pooling = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)][-1]
@@ -110,7 +119,7 @@ def graph_uploads(tmp_path_factory) -> dict:
             )
         expected = model.predict(inputs[0] if len(inputs) == 1 else inputs, verbose=0)
         files[name] = (path, inputs, expected if isinstance(expected, list) else [expected], reason)
-        if name == "mobilenet-v3-small":
+        if name == "sequential-hard-silu":
             files["features"] = pooled_features(model, inputs)
     return files
 
@@ -134,12 +143,12 @@ def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_mode
 
     # A graph model as a transfer-learning base: ask for a named node's output.
     api = registry.api(token)
-    nodes = api.get(f"{registry.url}/api/v1/models/alice/mobilenet-v3-small/versions/1/layers/").json()
+    nodes = api.get(f"{registry.url}/api/v1/models/alice/sequential-hard-silu/versions/1/layers/").json()
     pooled = [node for node in nodes if node["class_name"] == "Mean"][-1]  # the global average pooling
     assert pooled["cut_url"] is None
     assert pooled["snippet"] == f"const features = await model.executeAsync(inputs, '{pooled['name']}');"
-    served = api.get(f"{registry.url}/api/v1/models/alice/mobilenet-v3-small/versions/1/").json()["model_url"]
-    inputs = graph_uploads["mobilenet-v3-small"][1]
+    served = api.get(f"{registry.url}/api/v1/models/alice/sequential-hard-silu/versions/1/").json()["model_url"]
+    inputs = graph_uploads["sequential-hard-silu"][1]
     (got,) = tfjs_predict(served, "graph", inputs, tmp_path, outputs=[pooled["name"]])
     np.testing.assert_allclose(got, features, atol=1e-4, rtol=1e-3)
 
@@ -167,3 +176,33 @@ def test_keras3_model_export_savedmodels_with_while_loops_become_graph_models(re
         assert version["parity"]["passed"] is True
         (predicted,) = tfjs_predict(version["model_url"], "graph", xs, tmp_path)
         np.testing.assert_allclose(predicted, expected, atol=1e-4, rtol=1e-3)
+
+
+def test_keras_upload_asked_for_both_gets_a_layers_model_and_a_graph_model_each_proven(registry, owner, tmp_path):
+    import keras
+
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classifier_activation=None)
+    keras3_zoo.perturb(model, 14)
+    model.save(tmp_path / "mnv3.keras")
+    inputs = [np.random.default_rng(14).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)]
+    expected = model.predict(inputs[0], verbose=0)
+
+    token = Token.objects.create(user=owner).key
+    version = create_and_upload(registry, token, "mnv3-both", tmp_path / "mnv3.keras", variants=["graph"])
+    assert version["status"] == "ready", version["error"]
+    assert version["format"] == "layers-model"
+    (graph,) = version["variants"]
+    assert (graph["variant"], graph["format"], graph["status"]) == ("graph", "graph-model", "ready"), graph["error"]
+    assert graph["model_url"] == f"{registry.url}/m/alice/mnv3-both/1/graph/model.json"
+    assert graph["snippet"] == f"const model = await tf.loadGraphModel('{graph['model_url']}');"
+    assert graph["parity"]["passed"] is True and graph["parity"]["max_abs_error"] <= 1e-4
+    assert np.abs(expected).max() > 1e-3, "degenerate outputs prove nothing"
+    (from_layers,) = tfjs_predict(version["model_url"], "layers", inputs, tmp_path)
+    (from_graph,) = tfjs_predict(graph["model_url"], "graph", inputs, tmp_path)
+    np.testing.assert_allclose(from_layers, expected, atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(from_graph, expected, atol=1e-4, rtol=1e-3)
+
+    # Asked for again, it is not made twice; a graph model has no graph variant.
+    api = registry.api(token)
+    again = api.post(f"{registry.url}/api/v1/models/alice/mnv3-both/versions/1/variants/", json={"variant": "graph"})
+    assert again.status_code == 202 and again.json()["variants"][0]["status"] == "ready"

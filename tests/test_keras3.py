@@ -34,7 +34,16 @@ def convert_and_predict(case: zoo.Case, tmp_path, stem: str, forms=("keras", "h5
         names = [w["name"] for group in manifest for w in group["weights"]]
         # No optimizer state, nothing missing (a Normalization's sample count is not a weight TF.js takes).
         served = [w for w in case.model.weights if not w.path.endswith("_norm/count")]
-        assert len(names) == len(served), names
+        # Rewrites into a BatchNormalization add statistics Keras keeps in the config.
+        from_config = {
+            layer.name
+            for layer in case.model.layers
+            if type(layer).__name__ == "LayerScale" or getattr(layer, "input_mean", None) is not None
+        }
+        statistics = ("/moving_mean", "/moving_variance")
+        added = [n for n in names if n.split("/")[0] in from_config and n.endswith(statistics)]
+        assert len(added) == 2 * len(from_config)
+        assert len(names) - len(added) == len(served), names
         got = zoo.tfjs_predict_dir(out, case.inputs, tmp_path)
         assert len(got) == len(expected)
         for tfjs_out, keras_out in zip(got, expected, strict=True):
@@ -57,6 +66,9 @@ def convert_and_predict(case: zoo.Case, tmp_path, stem: str, forms=("keras", "h5
         zoo.two_inputs_two_outputs,
         zoo.masks_noise_and_3d,
         zoo.adapted_normalization,
+        zoo.hard_activations,
+        zoo.hard_activations_sequential,
+        zoo.convnext_parts,
     ],
     ids=lambda build: build.__name__,
 )

@@ -311,7 +311,7 @@ def test_ready_variants_are_listed_with_size_parity_and_snippet(client, public_m
     assert "const model = await tf.loadLayersModel('http://testserver/m/alice/digits/1/float16/model.json');" in page
     assert "2.0\xa0KB" in page
     assert "✓ max error 2.4e-4" in page
-    assert "Quantized variants are smaller downloads, slightly less exact" in page
+    assert "Variants: quantized copies are smaller downloads, slightly less exact" in page
 
 
 def test_variant_of_a_graph_model_loads_with_load_graph_model(client, public_model):
@@ -322,6 +322,16 @@ def test_variant_of_a_graph_model_loads_with_load_graph_model(client, public_mod
     page = text(client.get("/alice/digits/"))
 
     assert "const model = await tf.loadGraphModel('http://testserver/m/alice/digits/1/uint8/model.json');" in page
+
+
+def test_graph_variant_of_a_layers_model_loads_with_load_graph_model(client, public_model):
+    add_ready_version(public_model, 1, variants={"graph": ready_variant(1024, 2e-6)})
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "const model = await tf.loadLayersModel('http://testserver/m/alice/digits/1/model.json');" in page
+    assert "const model = await tf.loadGraphModel('http://testserver/m/alice/digits/1/graph/model.json');" in page
+    assert '<span class="variant-name">graph model</span>' in page
 
 
 def test_pending_and_failed_variants_show_their_state(client, public_model):
@@ -353,19 +363,43 @@ def test_failed_version_with_variants_asked_at_upload_is_not_polled(client, publ
 
 
 def test_owner_sees_variant_request_control_for_ready_version(owner, public_model):
-    add_ready_version(public_model, 1, variants={"float16": ready_variant(2048, 2.4e-4), "uint8": {"status": "failed"}})
+    add_ready_version(
+        public_model, 1, input_format=Version.InputFormat.KERAS_V3,
+        variants={"float16": ready_variant(2048, 2.4e-4), "uint8": {"status": "failed"}},
+    )  # fmt: skip
     add_version(public_model, 2, status=Version.Status.CONVERTING)
 
     page = text(signed_in(owner).get("/alice/digits/"))
 
     assert page.count("data-variant-form") == 1
     assert 'action="/api/v1/models/alice/digits/versions/1/variants/"' in page
-    assert '<option value="uint8">uint8</option><option value="uint16">uint16</option>' in page
+    assert (
+        '<option value="uint8">uint8</option><option value="uint16">uint16</option>'
+        '<option value="graph">graph model</option>' in page
+    )
     assert '<option value="float16">' not in page
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"input_format": Version.InputFormat.SAVED_MODEL, "output_format": Version.OutputFormat.GRAPH},
+        {"input_format": Version.InputFormat.KERAS_V3, "output_format": Version.OutputFormat.GRAPH},
+        {"input_format": Version.InputFormat.TFJS},
+    ],
+    ids=["saved-model", "keras-served-as-graph", "tfjs"],
+)
+def test_graph_variant_is_offered_only_for_keras_layers_models(owner, public_model, fields):
+    add_ready_version(public_model, 1, **fields)
+
+    page = text(signed_in(owner).get("/alice/digits/"))
+
+    assert '<option value="uint8">uint8</option>' in page
+    assert '<option value="graph">' not in page
+
+
 def test_owner_sees_no_variant_control_once_all_variants_exist(owner, public_model):
-    variants = {quantization: ready_variant(1024, 1e-4) for quantization in Version.Quantization.values}
+    variants = {variant: ready_variant(1024, 1e-4) for variant in Version.VARIANTS}
     add_ready_version(public_model, 1, variants=variants)
 
     page = text(signed_in(owner).get("/alice/digits/"))
@@ -382,7 +416,7 @@ def test_only_the_owner_sees_the_variant_request_control(request, persona, publi
 
     assert "/m/alice/digits/1/float16/model.json" in page
     assert "data-variant-form" not in page
-    assert "Make a quantized variant" not in page
+    assert "Make a variant" not in page
 
 
 def test_other_user_sees_no_variants_block_for_a_version_without_variants(outsider, public_model):
@@ -394,12 +428,12 @@ def test_other_user_sees_no_variants_block_for_a_version_without_variants(outsid
     assert "data-variants-note hidden" in page
 
 
-def test_upload_form_offers_quantized_variants(owner, public_model):
+def test_upload_form_offers_variants(owner, public_model):
     page = text(signed_in(owner).get("/alice/digits/"))
 
-    for quantization in ("float16", "uint8", "uint16"):
-        assert f'<input type="checkbox" name="variants" value="{quantization}">' in page
-    assert "Also make quantized variants" in page
+    for variant in ("float16", "uint8", "uint16", "graph"):
+        assert f'<input type="checkbox" name="variants" value="{variant}">' in page
+    assert "Also make variants" in page
 
 
 def test_aliases_are_listed_with_their_urls_and_latest_is_automatic(client, owner, public_model):

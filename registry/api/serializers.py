@@ -20,8 +20,8 @@ def node_snippet(node: str) -> str:
     return f"const features = await model.executeAsync(inputs, '{node}');"
 
 
-def load_snippet(version: Version, url: str) -> str:
-    if version.output_format == Version.OutputFormat.GRAPH:
+def load_snippet(version: Version, url: str, variant: str = "") -> str:
+    if (version.variant_format(variant) if variant else version.output_format) == Version.OutputFormat.GRAPH:
         return f"const model = await tf.loadGraphModel('{url}');"
     return f"const model = await tf.loadLayersModel('{url}');"
 
@@ -58,19 +58,24 @@ class VersionSerializer(serializers.ModelSerializer):
 
     def get_variants(self, version: Version) -> list[dict]:
         request = self.context["request"]
-        return [
-            {
-                "quantization": quantization,
-                "status": variant.get("status"),
-                "error": variant.get("error", ""),
-                "parity": variant.get("parity") or {},
-                "size": sum(blob["size"] for blob in variant.get("blobs", [])),
-                "model_url": absolute_url(request, version.model_json_path(variant=quantization))
-                if variant.get("status") == "ready" and version.is_ready
-                else None,
-            }
-            for quantization, variant in sorted(version.variants.items())
-        ]
+        rows = []
+        for name, variant in sorted(version.variants.items()):
+            ready = variant.get("status") == "ready" and version.is_ready
+            url = absolute_url(request, version.model_json_path(variant=name)) if ready else None
+            rows.append(
+                {
+                    "variant": name,
+                    "quantization": None if name == Version.GRAPH_VARIANT else name,
+                    "format": version.variant_format(name) or None,
+                    "status": variant.get("status"),
+                    "error": variant.get("error", ""),
+                    "parity": variant.get("parity") or {},
+                    "size": sum(blob["size"] for blob in variant.get("blobs", [])),
+                    "model_url": url,
+                    "snippet": load_snippet(version, url, name) if url else None,
+                }
+            )
+        return rows
 
 
 class VersionUploadSerializer(serializers.Serializer):
@@ -95,8 +100,9 @@ class VersionUploadSerializer(serializers.Serializer):
         help_text="SavedModel signature to convert (default serving_default).",
     )  # fmt: skip
     variants = serializers.ListField(
-        child=serializers.ChoiceField(choices=Version.Quantization.choices), required=False,
-        help_text="Quantized variants to make as well (repeat the field for several).",
+        child=serializers.ChoiceField(choices=Version.VARIANTS), required=False,
+        help_text="Variants to make as well (repeat the field for several): quantized copies (float16, uint8, "
+        "uint16), and `graph`, a TF.js graph model of a Keras upload beside its layers model.",
     )  # fmt: skip
 
     def validate(self, data: dict) -> dict:
@@ -108,7 +114,17 @@ class VersionUploadSerializer(serializers.Serializer):
 
 
 class VariantRequestSerializer(serializers.Serializer):
-    quantization = serializers.ChoiceField(choices=Version.Quantization.choices)
+    variant = serializers.ChoiceField(
+        choices=Version.VARIANTS, required=False, help_text="float16, uint8, uint16, or graph."
+    )
+    quantization = serializers.ChoiceField(
+        choices=Version.Quantization.choices, required=False, help_text="The same as `variant`, for quantizations."
+    )
+
+    def validate(self, data: dict) -> dict:
+        if bool(data.get("variant")) == bool(data.get("quantization")):
+            raise serializers.ValidationError("Send one `variant` (float16, uint8, uint16 or graph).")
+        return {"variant": data.get("variant") or data["quantization"]}
 
 
 class ModelSerializer(serializers.ModelSerializer):

@@ -117,11 +117,11 @@ class VariantCreate(generics.GenericAPIView):
 
     @extend_schema(request=VariantRequestSerializer, responses={202: VersionSerializer})
     def post(self, request, owner: str, name: str, number: int):
-        """Ask for a quantized variant (float16, uint8, uint16) of a version."""
+        """Ask for a variant of a version: quantized (float16, uint8, uint16), or a graph model (graph)."""
         version = find_version(owned_model(request, owner, name), number)
         body = VariantRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = services.request_variant(version, body.validated_data["quantization"])
+        version = services.request_variant(version, body.validated_data["variant"])
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 

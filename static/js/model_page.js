@@ -18,6 +18,8 @@
   const latestUrl = page.dataset.latestUrl;
   const formatLabels = JSON.parse(document.getElementById("input-format-labels").textContent);
   const quantizations = JSON.parse(document.getElementById("quantizations").textContent);
+  const GRAPH = "graph";
+  const KERAS_FORMATS = ["keras-h5", "keras-v3"];
   const isOwner = "isOwner" in page.dataset;
   const table = document.getElementById("versions-table");
   const emptyNote = page.querySelector("[data-versions-empty]");
@@ -84,27 +86,34 @@
     return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
-  // Quantizations the owner can still ask for: a failed one may be retried.
+  // Variants the owner can still ask for (mirrors Version.requestable_variants):
+  // a failed one may be retried; a graph model only of a Keras layers model.
   function requestable(version) {
     const taken = version.variants
       .filter((variant) => variant.status === "pending" || variant.status === "ready")
-      .map((variant) => variant.quantization);
-    return quantizations.filter((quantization) => !taken.includes(quantization));
+      .map((variant) => variant.variant);
+    const keras = !version.input_format || KERAS_FORMATS.includes(version.input_format);
+    const choices = keras && version.format !== "graph-model" ? [...quantizations, GRAPH] : quantizations;
+    return choices.filter((choice) => !taken.includes(choice));
+  }
+
+  function variantLabel(variant) {
+    return variant === GRAPH ? "graph model" : variant;
   }
 
   function variantItem(version, variant) {
     const ready = variant.status === "ready";
     const verified = paritySummary(variant.parity);
     let below = "";
-    if (ready) below = snippetBlock(version.snippet.split(version.model_url).join(variant.model_url));
+    if (ready) below = snippetBlock(variant.snippet);
     else if (variant.status === "failed") below = h("p", { class: "variant-error" }, variant.error || "No reason was recorded.");
     return h(
       "li",
-      { class: "variant", "data-quantization": variant.quantization },
+      { class: "variant", "data-variant": variant.variant },
       h(
         "div",
         { class: "variant-head" },
-        h("span", { class: "variant-name" }, variant.quantization),
+        h("span", { class: "variant-name" }, variantLabel(variant.variant)),
         " ",
         h("span", { class: `status status-${variant.status}` }, capitalize(variant.status)),
         ready ? " " : "",
@@ -121,8 +130,8 @@
     return h(
       "form",
       { class: "variant-form", method: "post", action: `${versionsUrl}${version.number}/variants/`, "data-variant-form": "" },
-      h("label", { htmlFor: id }, "Make a quantized variant"),
-      h("select", { id, name: "quantization" }, ...choices.map((choice) => h("option", { value: choice }, choice))),
+      h("label", { htmlFor: id }, "Make a variant"),
+      h("select", { id, name: "variant" }, ...choices.map((choice) => h("option", { value: choice }, variantLabel(choice)))),
       h("button", { type: "submit", class: "button button-small" }, "Make variant"),
       h("p", { class: "form-error", "data-variant-error": "", role: "alert", hidden: true }),
     );
@@ -134,7 +143,7 @@
     return h(
       "div",
       { class: "variants" },
-      version.variants.length ? h("h3", { class: "variants-title" }, "Quantized variants") : "",
+      version.variants.length ? h("h3", { class: "variants-title" }, "Variants") : "",
       version.variants.length
         ? h("ul", { class: "variant-list" }, ...version.variants.map((variant) => variantItem(version, variant)))
         : "",
@@ -328,7 +337,7 @@
     }, 1800);
   });
 
-  // ---- quantized variants ----
+  // ---- variants ----
 
   async function requestVariant(form) {
     const errorBox = form.querySelector("[data-variant-error]");
@@ -341,7 +350,7 @@
     button.disabled = true;
     let body;
     try {
-      ({ body } = await send("POST", form.action, { quantization: form.elements.quantization.value }));
+      ({ body } = await send("POST", form.action, { variant: form.elements.variant.value }));
     } catch (error) {
       showError(error.message);
       return;
