@@ -22,7 +22,8 @@ urlpatterns = [
         serving.serve_variant_file,
         name="serve-variant-file",
     ),
-    path("admin/", admin.site.urls),
+    # Under /-/: no owner (user or organisation) can be named "-", so no model page collides.
+    path("-/admin/", admin.site.urls),
     path("", include("registry.urls")),
 ]
 

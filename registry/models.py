@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models import Max, Q
@@ -12,6 +13,18 @@ from django.utils import timezone
 from registry import storage
 
 # \Z, not $: "$" also matches before a trailing newline.
+# First path segments of Modelport's own pages: an owner (user or organisation)
+# with one of these names would have model pages that collide with them.
+RESERVED_OWNER_NAMES = frozenset(
+    "- api m static media login logout new settings tokens orgs organizations search docs about health".split()
+)
+
+
+def reserved_owner_validator(value: str) -> None:
+    if str(value).lower() in RESERVED_OWNER_NAMES:
+        raise ValidationError(f"'{value}' is reserved for Modelport's own pages; choose another name.")
+
+
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 model_name_validator = RegexValidator(
     MODEL_NAME_PATTERN,

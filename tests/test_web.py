@@ -590,3 +590,30 @@ def test_model_page_says_why_a_keras_upload_is_a_graph_model(client, public_mode
 
     assert f"<strong>Graph model:</strong> {reason}" in page.replace("&#x27;", "'")
     assert "tf.loadGraphModel(" in page
+
+
+def test_the_make_run_admin_signs_in_creates_a_model_and_reaches_its_page(client):
+    """The account `make run` creates is called admin: its model pages are
+    /admin/<name>/, so Django's admin site lives under /-/admin/."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("admin", password="first-run-password")
+
+    signed = client.post("/login/", {"username": "admin", "password": "first-run-password"})
+    assert signed.status_code == 302
+    created = client.post("/new/", {"name": "first", "description": "My first model", "public": "on"})
+    assert created["Location"] == "/admin/first/"
+    page = client.get("/admin/first/")
+    assert page.status_code == 200
+    assert "My first model" in text(page)
+    assert client.get("/-/admin/").status_code == 200  # Django's admin site, for the superuser
+
+
+@pytest.mark.parametrize("name", ["api", "m", "static", "login", "new", "-", "API"])
+def test_owner_names_that_are_route_prefixes_are_refused_in_words(name):
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        get_user_model()(username=name, password="x").full_clean()
+    assert f"'{name}' is reserved for Modelport's own pages; choose another name." in str(refused.value)

@@ -54,4 +54,4 @@ class Command(BaseCommand):
             credentials.chmod(0o600)
         if credentials.exists():
             self.stdout.write(f"Sign in at http://127.0.0.1:8000/login/ with\n{credentials.read_text()}")
-            self.stdout.write(f"(saved in {credentials}; change it at /admin/)")
+            self.stdout.write(f"(saved in {credentials}; change it at /-/admin/)")
