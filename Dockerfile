@@ -6,8 +6,9 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MODELPORT_VAR_DIR=/var/lib/modelport
-# bubblewrap is the converter sandbox (conversions/sandbox.py); libseccomp2 compiles its filter.
-RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
+# bubblewrap is the converter sandbox (conversions/sandbox.py); libseccomp2 compiles its filter;
+# chromium runs each new version on TF.js' wasm and webgl backends (converter/browsers.py).
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 chromium \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app

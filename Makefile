@@ -31,7 +31,7 @@ sandbox:
 	@command -v bwrap >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2; }
 
-run: install sandbox
+run: install sandbox chromium
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py rundev
 
 # An API token for USER (created if missing), for the development server.

@@ -100,3 +100,29 @@ def clean_parity(figures) -> dict | None:
     except (KeyError, TypeError, ValueError):
         return None
     return cleaned
+
+
+BACKEND_STATUSES = ("passed", "failed", "error")
+BACKEND_FIGURES = ("max_abs_error", "max_rel_error", "atol", "rtol", "load_ms", "first_predict_ms")
+
+
+def clean_backends(result: dict, asked: list[str]) -> dict:
+    """Per-backend outcomes of a browser check, well-typed; a backend the
+    child said nothing sensible about is an error, not a pass."""
+    if result.get("ok") is not True:
+        message = str(result.get("error") or "The browser check failed.")[:500]
+        return {name: {"status": "error", "error": message} for name in asked}
+    reported = result.get("backends") if isinstance(result.get("backends"), dict) else {}
+    cleaned = {}
+    for name in asked:
+        outcome = reported.get(name)
+        if not isinstance(outcome, dict) or outcome.get("status") not in BACKEND_STATUSES:
+            cleaned[name] = {"status": "error", "error": "The browser check reported nothing for this backend."}
+            continue
+        entry = {"status": outcome["status"], "error": str(outcome.get("error") or "")[:500]}
+        try:
+            entry.update({key: float(outcome[key]) for key in BACKEND_FIGURES if key in outcome})
+        except (TypeError, ValueError):
+            entry = {"status": "error", "error": "The browser check reported unreadable figures."}
+        cleaned[name] = entry
+    return cleaned

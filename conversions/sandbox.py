@@ -28,6 +28,7 @@ import ctypes
 import json
 import logging
 import os
+import resource
 import select
 import shutil
 import signal
@@ -72,6 +73,21 @@ class SandboxLimits:
             timeout_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
             memory_bytes=settings.CONVERSION_MEMORY_BYTES,
             cpu_seconds=settings.CONVERSION_TIMEOUT_SECONDS,
+            scratch_bytes=settings.CONVERSION_SCRATCH_BYTES,
+            file_bytes=settings.CONVERSION_SCRATCH_BYTES,
+            processes=settings.CONVERSION_MAX_PROCESSES,
+        )
+
+    @classmethod
+    def for_browsers(cls) -> SandboxLimits:
+        """Chromium reserves terabytes of address space (V8's sandbox, wasm
+        memories), so no RLIMIT_AS; time, CPU, files and processes stay bounded."""
+        from django.conf import settings
+
+        return cls(
+            timeout_seconds=settings.BROWSER_CHECK_SECONDS,
+            memory_bytes=resource.RLIM_INFINITY,
+            cpu_seconds=4 * settings.BROWSER_CHECK_SECONDS,
             scratch_bytes=settings.CONVERSION_SCRATCH_BYTES,
             file_bytes=settings.CONVERSION_SCRATCH_BYTES,
             processes=settings.CONVERSION_MAX_PROCESSES,

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from conversions import queue, sandbox
 from conversions.publish import store
-from conversions.results import checked_result
+from conversions.results import checked_result, clean_backends
 from conversions.sandbox import SandboxLimits, SandboxUnavailable
 from converter.errors import ConversionError, SystemFailure
 from converter.formats import GRAPH_MODEL, GRAPH_VARIANT
@@ -151,6 +151,9 @@ def convert(version_id: int) -> None:
         with holding_lease(version) as lease, sandbox.job(limits) as job_dir:
             result = _run_sandbox(version, job_dir, version.pending_variants(), limits)
             lease.check()
+            backends = _check_in_browsers(job_dir) if settings.BROWSER_BACKENDS_REQUIRED else None
+            if backends is not None:
+                _require_browsers(backends)
             prefix = f"artifacts/{version.uid}/{attempt}"
             published = store(job_dir, "output", result["output_format"], f"{prefix}/model.json", depth=1)
             outcomes = _store_variants(result, job_dir, prefix)
@@ -158,6 +161,10 @@ def convert(version_id: int) -> None:
             ready = version.mark_ready(attempt, result, published, outcomes, time.monotonic() - started)
             if ready is None:
                 raise LeaseLost(f"version {version.pk} attempt {attempt} lost its lease before publishing")
+            if backends is None:  # off the critical path: the version is ready
+                Version.objects.filter(pk=ready.pk).update(backends=_pending_browsers())
+                backends = _check_in_browsers(job_dir)
+            Version.objects.filter(pk=ready.pk).update(backends=backends)
     except ConversionError as exc:
         version.fail(str(exc), Version.Failure.USER, attempt, parity=exc.parity, **exc.facts)
         return
@@ -200,6 +207,47 @@ def convert_variants(version_id: int) -> None:
         fresh.variants = {**fresh.variants, **outcomes}
         fresh.save(update_fields=["variants"])
         fresh.record_blobs([v.get("blobs", []) for v in outcomes.values()])
+
+
+def _pending_browsers() -> dict:
+    return {name: {"status": "pending"} for name in settings.BROWSER_BACKENDS}
+
+
+def _check_in_browsers(job_dir: Path) -> dict:
+    """Run the converted model in headless Chromium, in the sandbox and job
+    directory it was converted in; per-backend outcomes (never raises)."""
+    asked = list(settings.BROWSER_BACKENDS)
+    if not asked:
+        return {}
+    if not (job_dir / "reference" / "reference.json").is_file():
+        skipped = "There is no TensorFlow reference to compare with (a TF.js graph model upload)."
+        return {name: {"status": "skipped", "error": skipped} for name in asked}
+    if not Path(settings.BROWSER_CHROMIUM).is_file():
+        skipped = f"Chromium ({settings.BROWSER_CHROMIUM}) is not installed on this worker."
+        return {name: {"status": "skipped", "error": skipped} for name in asked}
+    request = {
+        "action": "verify-browsers",
+        "backends": asked,
+        "atol": settings.PARITY_ATOL,
+        "rtol": settings.PARITY_RTOL,
+        "chromium": settings.BROWSER_CHROMIUM,
+        "timeout_seconds": max(10, settings.BROWSER_CHECK_SECONDS - 15),
+    }
+    try:
+        raw = sandbox.run(request, SandboxLimits.for_browsers())
+    except (ConversionError, SystemFailure) as exc:
+        logger.warning("the browser check failed: %s", exc)
+        raw = {"ok": False, "error": str(exc)}
+    return clean_backends(raw, asked)
+
+
+def _require_browsers(backends: dict) -> None:
+    for name, outcome in backends.items():
+        if outcome["status"] != "passed":
+            reason = outcome.get("error") or (
+                f"max absolute error {outcome.get('max_abs_error', float('nan')):.3g} is beyond the tolerance"
+            )
+            raise ConversionError(f"TF.js' {name} backend in Chromium did not reproduce TensorFlow: {reason}")
 
 
 def _store_variants(result: dict, job_dir: Path, prefix: str) -> dict:

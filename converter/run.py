@@ -17,6 +17,7 @@ from pathlib import Path
 
 from converter import (
     archive,
+    browsers,
     formats,
     hdf5,
     keras2,
@@ -137,6 +138,7 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
             return finish(result, tfjs_input.graph_self_check(output, workdir), [], request, output, no_reference=True)
         proof = tfjs_input.layers_proof(output)
     figures = proof.check(output, workdir, tolerance)
+    browsers.save_reference(proof, workdir)
     result["variants"] = {}
     for variant in request.get("variants", []):
         if variant == GRAPH_VARIANT and input_format not in (KERAS_H5, KERAS_V3):
@@ -212,7 +214,10 @@ def handle(workdir: Path) -> None:
     request = json.loads((workdir / "request.json").read_text())
     facts: dict = {}
     try:
-        result = {"ok": True, **run(request, workdir, facts)}
+        if request.get("action") == "verify-browsers":  # after a conversion, in the same job directory
+            result = {"ok": True, **browsers.verify(workdir, request)}
+        else:
+            result = {"ok": True, **run(request, workdir, facts)}
     except ConversionError as exc:
         result = {"ok": False, "error": str(exc), "parity": exc.parity}
     except Exception as exc:

@@ -242,6 +242,19 @@ WEIGHT_SHARD_BYTES = envint("MODELPORT_WEIGHT_SHARD_BYTES", 4 * 1024 * 1024)
 # element within atol + rtol * |value|.
 PARITY_ATOL = envfloat("MODELPORT_PARITY_ATOL", 1e-4)
 PARITY_RTOL = envfloat("MODELPORT_PARITY_RTOL", 1e-3)
+# After a version is ready, its worker runs it in headless Chromium on these
+# TF.js backends (inside the sandbox) and records parity and timings per
+# backend. Empty: no browser check. Skipped, and said so, without Chromium.
+BROWSER_BACKENDS = [b for b in env("MODELPORT_BROWSER_BACKENDS", "wasm,webgl").split(",") if b]
+# The browser binary itself: Debian's /usr/bin/chromium is a shell script that
+# reads /etc/chromium.d, which the sandbox does not show.
+BROWSER_CHROMIUM = env(
+    "MODELPORT_CHROMIUM",
+    next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).is_file()), "/usr/bin/chromium"),
+)
+BROWSER_CHECK_SECONDS = envint("MODELPORT_BROWSER_CHECK_SECONDS", 120)
+# True: a backend that fails the check fails the version (checked before it is ready).
+BROWSER_BACKENDS_REQUIRED = env("MODELPORT_BROWSER_BACKENDS_REQUIRED", "") in ("1", "true", "yes")
 
 # CORS. /m/ (model files) is open to every origin: access control there is
 # by token, and a browser app on any origin must be able to load a public

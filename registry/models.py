@@ -176,6 +176,9 @@ class Version(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     conversion_seconds = models.FloatField(null=True, blank=True)
+    # The browser check after ready: {"wasm" | "webgl": {"status": "pending" | "passed" |
+    # "failed" | "error" | "skipped", "error", "max_abs_error", "load_ms", "first_predict_ms", …}}.
+    backends = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "number"], name="unique_version_number")]

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from registry import services
-from registry.api.serializers import VersionSerializer, absolute_url, load_snippet
+from registry.api.serializers import VersionSerializer, absolute_url, backend_rows, load_snippet
 from registry.forms import NewModelForm
 from registry.models import ALIAS_NAME_PATTERN, RESERVED_ALIASES, Model, Version, alias_name_validator
 
@@ -45,6 +45,7 @@ def model_detail(request, owner: str, name: str):
         version.model_url = absolute_url(request, version.model_json_path()) if version.is_ready else ""
         version.snippet = load_snippet(version, version.model_url) if version.is_ready else ""
         version.verified = parity_summary(version.parity)
+        version.checked = backends_summary(backend_rows(version))
         version.variant_rows = [
             {
                 **variant,
@@ -128,6 +129,36 @@ def short_number(value: float) -> str:
         return f"{rounded:g}"
     mantissa, exponent = f"{rounded:.1e}".split("e")
     return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def backends_summary(rows: list[dict]) -> dict | None:
+    """ "Verified on cpu, wasm, webgl", what did not pass and the first-prediction
+    times (mirrored by backendsSummary() in static/js/model_page.js)."""
+    if not rows:
+        return None
+    passed = [row["name"] for row in rows if row["status"] == "passed"]
+    problems = []
+    for row in rows:
+        if row["status"] == "failed" and row.get("max_abs_error") is not None:
+            problems.append(f"{row['name']}: failed (max error {short_number(row['max_abs_error'])})")
+        elif row["status"] != "passed":
+            reason = f" — {row['error']}" if row.get("error") else ""
+            problems.append(f"{row['name']}: {row['status']}{reason}")
+    timings = [
+        f"{row['name']} {short_duration(row['first_predict_ms'])}"
+        for row in rows
+        if row.get("first_predict_ms") is not None
+    ]
+    return {
+        "verified": f"Verified on {', '.join(passed)}" if passed else "",
+        "problems": problems,
+        "timings": f"First prediction in Chromium: {', '.join(timings)}." if timings else "",
+        "pending": any(row["status"] == "pending" for row in rows),
+    }
+
+
+def short_duration(milliseconds: float) -> str:
+    return f"{milliseconds:.0f} ms" if milliseconds < 1000 else f"{milliseconds / 1000:.1f} s"
 
 
 def parity_summary(parity: dict) -> dict | None:

@@ -16,6 +16,13 @@ os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 
 @pytest.fixture(autouse=True)
+def no_browser_check(settings):
+    """The browser check adds seconds to every conversion: it runs in
+    tests/test_browser_backends.py (and the suite's worker skips it too)."""
+    settings.BROWSER_BACKENDS = []
+
+
+@pytest.fixture(autouse=True)
 def model_storage(settings, tmp_path):
     """Every test gets its own empty local-disk model storage."""
     location = tmp_path / "storage"

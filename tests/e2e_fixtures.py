@@ -129,6 +129,7 @@ def celery_worker_process(backend, django_db_setup, django_db_blocker, tmp_path_
         **os.environ,
         "DATABASE_URL": url,
         "MODELPORT_CONVERSION_RECOVERY_INTERVAL": "3600",
+        "MODELPORT_BROWSER_BACKENDS": "",  # checked in tests/test_browser_backends.py
         **backend.worker_env,
     }
     process = start_worker(env, log_path, django_settings.CELERY_TASK_DEFAULT_QUEUE, f"test-{backend.name}", purge=True)

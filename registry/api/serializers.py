@@ -26,6 +26,28 @@ def load_snippet(version: Version, url: str, variant: str = "") -> str:
     return f"const model = await tf.loadLayersModel('{url}');"
 
 
+BROWSER_BACKENDS = ("wasm", "webgl")
+PARITY_FIGURES = ("max_abs_error", "max_rel_error", "atol", "rtol")
+
+
+def backend_rows(version: Version) -> list[dict]:
+    """Where the version was run against TensorFlow: TF.js' cpu backend in Node
+    (the check a version must pass to be ready), then Chromium's backends."""
+    if not version.is_ready:
+        return []
+    parity = version.parity or {}
+    if parity.get("reference") == "none":
+        cpu = {"status": "skipped", "error": "There is no TensorFlow original to compare with."}
+    else:
+        cpu = {"status": "passed" if parity.get("passed") else "failed", "error": ""}
+        cpu.update({key: parity[key] for key in PARITY_FIGURES if key in parity})
+    rows = [{"name": "cpu", "runtime": "node", **cpu}]
+    for name in BROWSER_BACKENDS:
+        if name in version.backends:
+            rows.append({"name": name, "runtime": "chromium", "error": "", **version.backends[name]})
+    return rows
+
+
 class VersionSerializer(serializers.ModelSerializer):
     format = serializers.CharField(source="output_format", read_only=True)
     upload = serializers.SerializerMethodField()
@@ -33,6 +55,10 @@ class VersionSerializer(serializers.ModelSerializer):
     snippet = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
     size = serializers.IntegerField(read_only=True, help_text="Bytes of weights a browser downloads.")
+    backends = serializers.SerializerMethodField(
+        help_text="Per TF.js backend (cpu in Node; wasm and webgl in headless Chromium): status (passed, failed, "
+        "error, skipped, pending), parity figures and, in Chromium, load_ms and first_predict_ms."
+    )
 
     class Meta:
         model = Version
@@ -40,9 +66,12 @@ class VersionSerializer(serializers.ModelSerializer):
             "number", "status", "error", "failure", "format", "graph_reason", "input_format", "signature",
             "converter_version",
             "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
-            "conversion_seconds", "attempts", "parity", "variants",
+            "conversion_seconds", "attempts", "parity", "backends", "variants",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_backends(self, version: Version) -> list[dict]:
+        return backend_rows(version)
 
     def get_upload(self, version: Version) -> dict:
         return {"name": version.upload_name, "size": version.upload_size, "sha256": version.upload_sha256}

@@ -69,6 +69,46 @@
     };
   }
 
+  function shortDuration(ms) {
+    return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(1)} s`;
+  }
+
+  // Same texts as backends_summary() in registry/web.py.
+  function backendsSummary(rows) {
+    if (!rows || !rows.length) return null;
+    const passed = rows.filter((row) => row.status === "passed").map((row) => row.name);
+    const problems = [];
+    for (const row of rows) {
+      if (row.status === "failed" && row.max_abs_error !== undefined && row.max_abs_error !== null) {
+        problems.push(`${row.name}: failed (max error ${formatNumber(row.max_abs_error)})`);
+      } else if (row.status !== "passed") {
+        problems.push(`${row.name}: ${row.status}${row.error ? ` — ${row.error}` : ""}`);
+      }
+    }
+    const timings = rows
+      .filter((row) => row.first_predict_ms !== undefined && row.first_predict_ms !== null)
+      .map((row) => `${row.name} ${shortDuration(row.first_predict_ms)}`);
+    return {
+      verified: passed.length ? `Verified on ${passed.join(", ")}` : "",
+      problems,
+      timings: timings.length ? `First prediction in Chromium: ${timings.join(", ")}.` : "",
+      pending: rows.some((row) => row.status === "pending"),
+    };
+  }
+
+  // Mirrors registry/backends.html.
+  function backendsLine(checked) {
+    if (!checked) return "";
+    return h(
+      "p",
+      { class: "backends" },
+      checked.verified ? h("span", { class: "backends-verified" }, `✓ ${checked.verified}`) : "",
+      ...checked.problems.map((problem) => h("span", { class: "backends-problem" }, problem)),
+      checked.timings ? " " : "",
+      checked.timings ? h("span", { class: "muted" }, checked.timings) : "",
+    );
+  }
+
   function parityBadge(verified) {
     if (!verified) return h("span", { class: "muted" }, "—");
     return h(
@@ -169,6 +209,8 @@
       "data-format": version.format,
     };
     if (hasPendingVariants(version)) attrs["data-variants-pending"] = "";
+    const checked = backendsSummary(version.backends);
+    if (checked && checked.pending) attrs["data-backends-pending"] = "";
     const body = h("tbody", attrs);
     const seconds = version.conversion_seconds;
     const verified = paritySummary(version.parity);
@@ -203,7 +245,14 @@
         h(
           "tr",
           { class: "detail" },
-          h("td", { colSpan: 8 }, snippetBlock(version.snippet), parityDetails(verified), variantsBlock(version)),
+          h(
+            "td",
+            { colSpan: 8 },
+            snippetBlock(version.snippet),
+            parityDetails(verified),
+            backendsLine(checked),
+            variantsBlock(version),
+          ),
         ),
       );
     } else if (version.status === "failed") {
@@ -269,7 +318,8 @@
 
   function anyActive() {
     return [...table.tBodies].some(
-      (body) => ACTIVE.includes(body.dataset.status) || "variantsPending" in body.dataset,
+      (body) =>
+        ACTIVE.includes(body.dataset.status) || "variantsPending" in body.dataset || "backendsPending" in body.dataset,
     );
   }
 

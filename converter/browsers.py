@@ -1,0 +1,94 @@
+"""Run a converted model where it will run: headless Chromium on TF.js'
+wasm and webgl backends (WebGL through SwiftShader), on the inputs of the
+parity check, held against TensorFlow's answers.
+
+The conversion job leaves its proof in ``reference/`` beside ``output/``;
+the verification job, in the same sandbox and job directory, reads both.
+A backend that fails or exceeds the tolerance is reported as such.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from converter import parity
+from converter.errors import ConversionError
+
+BROWSERS_JS = parity.PROJECT_DIR / "converter" / "js" / "browsers.mjs"
+BACKENDS = ("wasm", "webgl")
+REFERENCE = "reference"
+
+
+def save_reference(proof: parity.Proof, workdir: Path) -> None:
+    """Keep the proof's inputs and TensorFlow's outputs for a later check."""
+    directory = workdir / REFERENCE
+    directory.mkdir(exist_ok=True)
+    inputs = []
+    for index, array in enumerate(proof.inputs):
+        dtype = parity._tfjs_dtype(array)
+        (directory / f"input-{index}.bin").write_bytes(np.ascontiguousarray(array).astype(parity.RAW_TYPES[dtype]))
+        inputs.append({"shape": list(array.shape), "dtype": dtype})
+    for index, array in enumerate(proof.expected):
+        np.save(directory / f"expected-{index}.npy", np.asarray(array, dtype=np.float32), allow_pickle=False)
+    names = proof.input_names or [None] * len(inputs)
+    for item, name in zip(inputs, names, strict=True):
+        if name:
+            item["name"] = name
+    description = {
+        "kind": proof.kind,
+        "inputs": inputs,
+        "outputs": proof.output_names,
+        "expected": len(proof.expected),
+    }
+    (directory / "reference.json").write_text(json.dumps(description))
+
+
+def verify(workdir: Path, request: dict) -> dict:
+    """{"backends": {name: {"status": "passed" | "failed" | "error", ...}}}."""
+    directory = workdir / REFERENCE
+    try:
+        description = json.loads((directory / "reference.json").read_text())
+    except (OSError, ValueError):
+        raise ConversionError("This version has no parity reference to check browsers against.") from None
+    tolerance = parity.Tolerance(float(request.get("atol", 1e-4)), float(request.get("rtol", 1e-3)))
+    backends = [name for name in request.get("backends", BACKENDS) if name in BACKENDS]
+    spec = {
+        "inputs": [{**item, "file": str(directory / f"input-{i}.bin")} for i, item in enumerate(description["inputs"])]
+    }
+    if description.get("outputs"):
+        spec["outputs"] = description["outputs"]
+    (directory / "browser-inputs.json").write_text(json.dumps(spec))
+    command = [
+        "node", str(BROWSERS_JS), "--dir", str(workdir / "output"), "--kind", description["kind"],
+        "--inputs", str(directory / "browser-inputs.json"), "--backends", ",".join(backends),
+        "--chromium", str(request.get("chromium") or "/usr/bin/chromium"),
+    ]  # fmt: skip
+    timeout = float(request.get("timeout_seconds", 120))
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    except subprocess.TimeoutExpired:
+        raise ConversionError(f"The browser check took longer than {timeout:g} s.") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        first = next((line for line in lines if "Error" in line), lines[0] if lines else "unknown error")
+        raise ConversionError(f"Chromium could not run the check: {first[:300]}")
+    report = json.loads(done.stdout)["backends"]
+    expected = [np.load(directory / f"expected-{i}.npy", allow_pickle=False) for i in range(description["expected"])]
+    return {"backends": {name: _judge(report.get(name) or {}, expected, tolerance) for name in backends}}
+
+
+def _judge(outcome: dict, expected: list[np.ndarray], tolerance: parity.Tolerance) -> dict:
+    if "error" in outcome or "outputs" not in outcome:
+        return {"status": "error", "error": str(outcome.get("error") or "The backend returned nothing.")}
+    timings = {key: float(outcome[key]) for key in ("load_ms", "first_predict_ms") if key in outcome}
+    actual = [np.asarray(out["data"], dtype=np.float64).reshape(out["shape"]) for out in outcome["outputs"]]
+    try:
+        figures = parity.compare(expected, actual, tolerance)
+    except ConversionError as exc:
+        return {"status": "failed", "error": str(exc), **timings}
+    status = "passed" if figures.pop("passed") else "failed"
+    return {"status": status, **figures, **timings}
