@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve
+.PHONY: install run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve coverage
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -61,6 +61,10 @@ bench-serve: install
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
 	$(BIN)/python bench/bench_serve.py $(BENCH_ARGS)
+
+# README's table of Keras layers and activations: each converted and run in TF.js.
+coverage: install
+	$(BIN)/python bench/keras_coverage.py --readme > /dev/null
 
 # Re-resolve requirements.in into requirements.lock in a throwaway venv.
 lock:

@@ -416,7 +416,8 @@ class _Walker(_WeightRequests):
                 kh, kw, input_shape[-1], layer["config"]["depth_multiplier"]
             )  # fmt: skip
         config = _clean(layer["config"], name, class_name)
-        if class_name in INFERENCE_IDENTITY:
+        flat_already = class_name == "Flatten" and input_shape is not None and len(input_shape) == 2
+        if class_name in INFERENCE_IDENTITY or flat_already:  # tfjs' Flatten refuses a (batch, n) input
             identity = {"name": name, "trainable": config.get("trainable", True), "dtype": "float32"}
             return [{"class_name": "Activation", "config": {**identity, "activation": "linear"}}]
         if class_name == "InputLayer":

@@ -24,7 +24,12 @@ GLOBAL_POOLING = frozenset(
 
 # Layers that return their input unchanged at inference (data augmentation):
 # tfjs lacks them, so they become a linear Activation that keeps the name.
-INFERENCE_IDENTITY = frozenset("Identity RandomFlip RandomRotation RandomZoom RandomTranslation RandomContrast".split())
+INFERENCE_IDENTITY = frozenset(
+    "Identity RandomFlip RandomRotation RandomZoom RandomTranslation RandomContrast RandomBrightness "
+    "RandomSaturation RandomHue RandomGrayscale RandomInvert RandomPosterization RandomSharpness RandomShear "
+    "RandomErasing RandomGaussianBlur RandomElasticTransform RandomPerspective RandomColorDegeneration "
+    "RandomColorJitter AugMix RandAugment CutMix MixUp Solarization".split()
+)
 
 # Keras 3 activation -> tfjs-layers activation. Keras 3's hard_sigmoid is
 # relu6(x + 3) / 6, not tfjs' 0.2 * x + 0.5, so it is deliberately absent.

@@ -27,8 +27,16 @@ def _clean(name: str, fallback: str) -> str:
     return name if name[0].isalpha() else f"{fallback}_{name}"
 
 
+def _input_name(tensor) -> str:
+    """The name of the Input layer a model input comes from (Keras 3 names the
+    tensor of an unnamed keras.Input "keras_tensor_N", its layer "input_layer_N")."""
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None) or (history[0] if isinstance(history, tuple) and history else None)
+    return getattr(layer, "name", None) or getattr(tensor, "name", "") or ""
+
+
 def signature_names(model) -> tuple[list[str], list[str]]:
-    inputs = [_clean(getattr(t, "name", "") or "", f"input_{i}") for i, t in enumerate(model.inputs)]
+    inputs = [_clean(_input_name(t), f"input_{i}") for i, t in enumerate(model.inputs)]
     outputs = list(getattr(model, "output_names", None) or [])
     if len(outputs) != len(model.outputs):
         outputs = [f"output_{i}" for i in range(len(model.outputs))]
@@ -159,7 +167,9 @@ def convert(model, output: Path, workdir: Path, shard_bytes: int, output_shape) 
     input_names, output_names = export(model, exported)
     result = saved_model.convert(exported, output, shard_bytes, "serving_default")
     signature = json.loads((output / "model.json").read_text()).get("signature") or {}
-    tfjs_inputs, tfjs_outputs = signature.get("inputs") or {}, signature.get("outputs") or {}
+    # tensorflowjs keys a signature's tensors "name" or, with several, "name:0".
+    tfjs_inputs, tfjs_outputs = ({key.split(":")[0]: value for key, value in (signature.get(part) or {}).items()}
+                                 for part in ("inputs", "outputs"))  # fmt: skip
     if not all(name in tfjs_inputs for name in input_names) or not all(n in tfjs_outputs for n in output_names):
         raise ConversionError("The graph model's signature lost the model's input or output names.")
     proof = parity.keras_model_proof(model, output_shape)
