@@ -197,16 +197,23 @@ def _saved_model(directory: Path, name: str, seed: int) -> None:
 
 
 def _tame(model, seed: int) -> None:
-    """Untrained deep networks overflow (MobileNetV3's logits reach inf): give
-    the normalisation layers statistics that keep activations finite, as a
-    trained model's would."""
+    """Untrained deep networks vanish or overflow (MobileNetV3's logits reach
+    1e22 or 1e-10, depending on the seed): give every batch normalisation the
+    statistics of its own input on random images, in order, as training
+    would, so activations stay in a trained model's range."""
+    import keras
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        short = variable.path.rsplit("/", 1)[-1]
-        if short in ("gamma", "moving_variance"):
-            variable.assign(rng.uniform(0.5, 1.5, size=variable.shape).astype(np.float32))
+    shape = [4, *(224 if d is None else d for d in list(model.inputs[0].shape)[1:])]
+    images = rng.uniform(-1, 1, shape).astype(np.float32)
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        seen = keras.Model(model.inputs, layer.input).predict(images, verbose=0)
+        axes = tuple(range(seen.ndim - 1))
+        layer.moving_mean.assign(seen.mean(axis=axes).astype(np.float32))
+        layer.moving_variance.assign(seen.var(axis=axes).astype(np.float32) + 1e-3)
 
 
 def build_models(directory: Path, copies: int) -> None:
