@@ -167,7 +167,11 @@ KERAS3_MODELS = {
     "resnet50-keras3": lambda keras: keras.applications.ResNet50(weights=None),
     # Logits, not softmax: untrained weights drive a softmax to one-hot, where float
     # rounding flips the winner and no conversion can match (seen: error 0.999).
-    "mobilenet-v3-small": lambda keras: keras.applications.MobileNetV3Small(weights=None, classifier_activation=None),
+    # A fixed 224×224 input, as deployed models have: with free spatial dimensions the
+    # parity check would run it on 16×16 images, where the untrained network overflows.
+    "mobilenet-v3-small": lambda keras: keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(224, 224, 3), classifier_activation=None
+    ),
 }
 
 
