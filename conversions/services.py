@@ -165,6 +165,7 @@ def convert(version_id: int) -> None:
                 Version.objects.filter(pk=ready.pk).update(backends=_pending_browsers())
                 backends = _check_in_browsers(job_dir)
             Version.objects.filter(pk=ready.pk).update(backends=backends)
+            _check_variants_in_browsers(ready.pk, job_dir, outcomes)
     except ConversionError as exc:
         version.fail(str(exc), Version.Failure.USER, attempt, parity=exc.parity, **exc.facts)
         return
@@ -202,24 +203,47 @@ def convert_variants(version_id: int) -> None:
             outcomes = _store_variants(result, job_dir, f"artifacts/{version.uid}/variants-{secrets.token_hex(4)}")
         except ConversionError as exc:
             outcomes = {q: {"status": "failed", "error": str(exc)} for q in variants}
-    with transaction.atomic():
-        fresh = Version.objects.select_for_update().get(pk=version.pk)
-        fresh.variants = {**fresh.variants, **outcomes}
-        fresh.save(update_fields=["variants"])
-        fresh.record_blobs([v.get("blobs", []) for v in outcomes.values()])
+        with transaction.atomic():
+            fresh = Version.objects.select_for_update().get(pk=version.pk)
+            fresh.variants = {**fresh.variants, **outcomes}
+            fresh.save(update_fields=["variants"])
+            fresh.record_blobs([v.get("blobs", []) for v in outcomes.values()])
+        _check_variants_in_browsers(version.pk, job_dir, outcomes)
 
 
 def _pending_browsers() -> dict:
     return {name: {"status": "pending"} for name in settings.BROWSER_BACKENDS}
 
 
-def _check_in_browsers(job_dir: Path) -> dict:
-    """Run the converted model in headless Chromium, in the sandbox and job
-    directory it was converted in; per-backend outcomes (never raises)."""
+def _check_variants_in_browsers(version_pk: int, job_dir: Path, outcomes: dict) -> None:
+    """The graph variant runs in Chromium too (quantized ones are the same
+    graph with rounded weights): its backends go on its variant entry."""
+    outcome = outcomes.get(GRAPH_VARIANT) or {}
+    if outcome.get("status") != "ready" or not settings.BROWSER_BACKENDS:
+        return
+
+    def record(backends: dict) -> None:
+        with transaction.atomic():
+            fresh = Version.objects.select_for_update().get(pk=version_pk)
+            if GRAPH_VARIANT in fresh.variants:
+                fresh.variants = {
+                    **fresh.variants,
+                    GRAPH_VARIANT: {**fresh.variants[GRAPH_VARIANT], "backends": backends},
+                }
+                fresh.save(update_fields=["variants"])
+
+    record(_pending_browsers())
+    record(_check_in_browsers(job_dir, GRAPH_VARIANT))
+
+
+def _check_in_browsers(job_dir: Path, variant: str = "") -> dict:
+    """Run the converted model (or a variant of it) in headless Chromium, in
+    the sandbox and job directory it was converted in; per-backend outcomes
+    (never raises)."""
     asked = list(settings.BROWSER_BACKENDS)
     if not asked:
         return {}
-    if not (job_dir / "reference" / "reference.json").is_file():
+    if not (job_dir / (f"reference-{variant}" if variant else "reference") / "reference.json").is_file():
         skipped = "There is no TensorFlow reference to compare with (a TF.js graph model upload)."
         return {name: {"status": "skipped", "error": skipped} for name in asked}
     if not Path(settings.BROWSER_CHROMIUM).is_file():
@@ -227,6 +251,7 @@ def _check_in_browsers(job_dir: Path) -> dict:
         return {name: {"status": "skipped", "error": skipped} for name in asked}
     request = {
         "action": "verify-browsers",
+        "variant": variant,
         "backends": asked,
         "atol": settings.PARITY_ATOL,
         "rtol": settings.PARITY_RTOL,

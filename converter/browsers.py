@@ -23,9 +23,9 @@ BACKENDS = ("wasm", "webgl")
 REFERENCE = "reference"
 
 
-def save_reference(proof: parity.Proof, workdir: Path) -> None:
+def save_reference(proof: parity.Proof, workdir: Path, name: str = REFERENCE) -> None:
     """Keep the proof's inputs and TensorFlow's outputs for a later check."""
-    directory = workdir / REFERENCE
+    directory = workdir / name
     directory.mkdir(exist_ok=True)
     inputs = []
     for index, array in enumerate(proof.inputs):
@@ -48,8 +48,13 @@ def save_reference(proof: parity.Proof, workdir: Path) -> None:
 
 
 def verify(workdir: Path, request: dict) -> dict:
-    """{"backends": {name: {"status": "passed" | "failed" | "error", ...}}}."""
-    directory = workdir / REFERENCE
+    """{"backends": {name: {"status": "passed" | "failed" | "error", ...}}} for the
+    model in ``output`` (or a variant's ``output-<variant>`` with its own reference)."""
+    variant = str(request.get("variant") or "")
+    if variant and not variant.isalnum():
+        raise ConversionError("Unknown variant.")
+    directory = workdir / (f"{REFERENCE}-{variant}" if variant else REFERENCE)
+    model_dir = workdir / (f"output-{variant}" if variant else "output")
     try:
         description = json.loads((directory / "reference.json").read_text())
     except (OSError, ValueError):
@@ -63,7 +68,7 @@ def verify(workdir: Path, request: dict) -> dict:
         spec["outputs"] = description["outputs"]
     (directory / "browser-inputs.json").write_text(json.dumps(spec))
     command = [
-        "node", str(BROWSERS_JS), "--dir", str(workdir / "output"), "--kind", description["kind"],
+        "node", str(BROWSERS_JS), "--dir", str(model_dir), "--kind", description["kind"],
         "--inputs", str(directory / "browser-inputs.json"), "--backends", ",".join(backends),
         "--chromium", str(request.get("chromium") or "/usr/bin/chromium"),
     ]  # fmt: skip

@@ -50,11 +50,15 @@ def model_detail(request, owner: str, name: str):
             {
                 **variant,
                 "verified": parity_summary(variant["parity"]),
+                "checked": backends_summary(variant["backends"]),
                 "snippet": variant["snippet"] or "",
             }
             for variant in variants_of(version)
         ]
         version.requestable = version.requestable_variants()
+        version.variants_checked_pending = any(
+            row["checked"] and row["checked"]["pending"] for row in version.variant_rows
+        )
     ready = [version for version in versions if version.is_ready]
     latest = ready[0] if ready else None
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))

@@ -131,3 +131,18 @@ def test_with_the_required_setting_the_check_runs_before_ready(convert, tmp_path
 
     assert version.status == Version.Status.READY, version.error
     assert [version.backends[name]["status"] for name in ("wasm", "webgl")] == ["passed", "passed"]
+
+
+def test_the_graph_variant_is_run_in_chromium_too(convert, tmp_path, client):
+    version = convert("cnn", small_cnn(tmp_path), variants=["graph"])
+
+    graph = version.variants["graph"]
+    assert graph["status"] == "ready", graph.get("error")
+    assert [graph["backends"][name]["status"] for name in ("wasm", "webgl")] == ["passed", "passed"]
+    (row,) = client.get("/api/v1/models/alice/cnn/versions/1/").json()["variants"]
+    assert [(b["name"], b["status"]) for b in row["backends"]] == [
+        ("cpu", "passed"),
+        ("wasm", "passed"),
+        ("webgl", "passed"),
+    ]
+    assert row["backends"][0]["max_abs_error"] == graph["parity"]["max_abs_error"]

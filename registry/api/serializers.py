@@ -30,12 +30,14 @@ BROWSER_BACKENDS = ("wasm", "webgl")
 PARITY_FIGURES = ("max_abs_error", "max_rel_error", "atol", "rtol")
 
 
-def backend_rows(version: Version) -> list[dict]:
-    """Where the version was run against TensorFlow: TF.js' cpu backend in Node
-    (the check a version must pass to be ready), then Chromium's backends."""
-    if not version.is_ready:
+def backend_rows(version: Version, variant: dict | None = None) -> list[dict]:
+    """Where the version (or one of its variants) was run against TensorFlow:
+    TF.js' cpu backend in Node (the check it must pass to be ready), then
+    Chromium's backends."""
+    if not version.is_ready or (variant is not None and variant.get("status") != "ready"):
         return []
-    parity = version.parity or {}
+    checked = variant if variant is not None else {"parity": version.parity, "backends": version.backends}
+    parity, backends = checked.get("parity") or {}, checked.get("backends") or {}
     if parity.get("reference") == "none":
         cpu = {"status": "skipped", "error": "There is no TensorFlow original to compare with."}
     else:
@@ -43,8 +45,8 @@ def backend_rows(version: Version) -> list[dict]:
         cpu.update({key: parity[key] for key in PARITY_FIGURES if key in parity})
     rows = [{"name": "cpu", "runtime": "node", **cpu}]
     for name in BROWSER_BACKENDS:
-        if name in version.backends:
-            rows.append({"name": name, "runtime": "chromium", "error": "", **version.backends[name]})
+        if name in backends:
+            rows.append({"name": name, "runtime": "chromium", "error": "", **backends[name]})
     return rows
 
 
@@ -102,6 +104,7 @@ class VersionSerializer(serializers.ModelSerializer):
                     "size": sum(blob["size"] for blob in variant.get("blobs", [])),
                     "model_url": url,
                     "snippet": load_snippet(version, url, name) if url else None,
+                    "backends": backend_rows(version, variant) if name == Version.GRAPH_VARIANT else [],
                 }
             )
         return rows

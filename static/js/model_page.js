@@ -144,9 +144,9 @@
   function variantItem(version, variant) {
     const ready = variant.status === "ready";
     const verified = paritySummary(variant.parity);
-    let below = "";
-    if (ready) below = snippetBlock(variant.snippet);
-    else if (variant.status === "failed") below = h("p", { class: "variant-error" }, variant.error || "No reason was recorded.");
+    let below = [];
+    if (ready) below = [snippetBlock(variant.snippet), backendsLine(backendsSummary(variant.backends))];
+    else if (variant.status === "failed") below = [h("p", { class: "variant-error" }, variant.error || "No reason was recorded.")];
     return h(
       "li",
       { class: "variant", "data-variant": variant.variant },
@@ -161,7 +161,7 @@
         verified ? " " : "",
         verified ? parityBadge(verified) : "",
       ),
-      below,
+      ...below,
     );
   }
 
@@ -210,7 +210,8 @@
     };
     if (hasPendingVariants(version)) attrs["data-variants-pending"] = "";
     const checked = backendsSummary(version.backends);
-    if (checked && checked.pending) attrs["data-backends-pending"] = "";
+    const variantsChecking = version.variants.some((variant) => (backendsSummary(variant.backends) || {}).pending);
+    if ((checked && checked.pending) || variantsChecking) attrs["data-backends-pending"] = "";
     const body = h("tbody", attrs);
     const seconds = version.conversion_seconds;
     const verified = paritySummary(version.parity);
