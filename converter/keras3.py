@@ -24,6 +24,7 @@ from converter.keras3_config import (
     GLOBAL_POOLING,
     INFERENCE_IDENTITY,
     MODELS,
+    OUTPUT_ACTIVATION,
     RECURRENT,
     WITH_INPUT,
     WRAPPERS,
@@ -392,7 +393,8 @@ class _Walker(_WeightRequests):
         class_name = layer["class_name"]
         name = layer["config"].get("name")
         activation = layer["config"].get("activation")
-        if isinstance(activation, str) and activation in ACTIVATION_CHAINS:
+        splittable = class_name == "Activation" or class_name in OUTPUT_ACTIVATION
+        if isinstance(activation, str) and activation in ACTIVATION_CHAINS and splittable:
             # The layer computes linearly under its name + "__linear" (its weights too), the
             # activation's layers follow, and the last keeps the name (cuts, getLayer).
             trainable_flag = layer["config"].get("trainable", True)

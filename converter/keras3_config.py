@@ -65,6 +65,12 @@ MASK_OPS = frozenset(
 # Keras 3 activations TF.js lacks or computes differently, rewritten as exact
 # chains of TF.js layers (see activation_chain).
 ACTIVATION_CHAINS = frozenset({"hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "leaky_relu"})
+# Layers that apply their activation to their output, once: the activation can
+# follow them as layers of its own (a recurrent layer applies it inside its loop).
+OUTPUT_ACTIVATION = frozenset(
+    "Dense Conv1D Conv2D Conv3D Conv1DTranspose Conv2DTranspose Conv3DTranspose DepthwiseConv2D "
+    "SeparableConv1D SeparableConv2D".split()
+)
 # A layer of a rewritten chain that also takes the chain's input (hard_silu's x * hard_sigmoid(x)).
 WITH_INPUT = "__with_input__"
 # keras.ops applied to a tensor and a number, as (scale, offset) of a TF.js Rescaling.

@@ -216,3 +216,19 @@ def test_code_behind_a_layer_tfjs_lacks_is_refused_before_keras_builds_the_graph
     )
     assert not marker.exists()
     assert not (job / "graph-savedmodel").exists()
+
+
+def test_a_recurrent_layer_with_an_activation_tfjs_lacks_is_left_to_the_graph_route(tmp_path):
+    """A recurrent layer applies its activation inside its loop: it cannot be
+    split off after the layer as the hard_* rewrites do for Dense or Conv."""
+    import keras
+
+    from converter.errors import NotExpressible
+    from converter.keras3 import normalise
+
+    inputs = keras.Input((5, 3))
+    model = keras.Model(inputs, keras.layers.SimpleRNN(4, activation="hard_sigmoid", name="rnn")(inputs))
+    model.save(tmp_path / "rnn.keras")
+
+    with pytest.raises(NotExpressible, match="Layer 'rnn' \\(SimpleRNN\\) uses the activation 'hard_sigmoid'"):
+        normalise(tmp_path / "rnn.keras")
