@@ -7,6 +7,8 @@ upload's fault (a converter made to misbehave), never a reason to retry.
 
 from __future__ import annotations
 
+import math
+
 from converter.errors import ConversionError
 from converter.formats import INPUT_FORMATS, OUTPUT_FORMATS, VARIANTS
 
@@ -121,8 +123,11 @@ def clean_backends(result: dict, asked: list[str]) -> dict:
             continue
         entry = {"status": outcome["status"], "error": str(outcome.get("error") or "")[:500]}
         try:
-            entry.update({key: float(outcome[key]) for key in BACKEND_FIGURES if key in outcome})
-        except (TypeError, ValueError):
+            figures = {key: float(outcome[key]) for key in BACKEND_FIGURES if key in outcome}
+            if not all(math.isfinite(value) and value >= 0 for value in figures.values()):
+                raise ValueError("not a finite, non-negative figure")
+            entry.update(figures)
+        except (TypeError, ValueError, OverflowError):
             entry = {"status": "error", "error": "The browser check reported unreadable figures."}
         cleaned[name] = entry
     return cleaned

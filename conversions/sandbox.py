@@ -64,6 +64,7 @@ class SandboxLimits:
     processes: int
     log_bytes: int = 1024**2
     tmp_bytes: int = 256 * 1024**2
+    data_bytes: int = resource.RLIM_INFINITY  # RLIMIT_DATA, for jobs without an address-space limit
 
     @classmethod
     def from_settings(cls) -> SandboxLimits:
@@ -81,12 +82,14 @@ class SandboxLimits:
     @classmethod
     def for_browsers(cls) -> SandboxLimits:
         """Chromium reserves terabytes of address space (V8's sandbox, wasm
-        memories), so no RLIMIT_AS; time, CPU, files and processes stay bounded."""
+        memories), so no RLIMIT_AS; RLIMIT_DATA (memory written to, not
+        reserved) bounds it instead, and time, CPU, files and processes stay bounded."""
         from django.conf import settings
 
         return cls(
             timeout_seconds=settings.BROWSER_CHECK_SECONDS,
             memory_bytes=resource.RLIM_INFINITY,
+            data_bytes=settings.CONVERSION_MEMORY_BYTES,
             cpu_seconds=4 * settings.BROWSER_CHECK_SECONDS,
             scratch_bytes=settings.CONVERSION_SCRATCH_BYTES,
             file_bytes=settings.CONVERSION_SCRATCH_BYTES,
@@ -102,6 +105,8 @@ def clean_environment(home: str) -> dict[str, str]:
         "PYTHONPATH": str(PROJECT_DIR),
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # `python -m` would put the job directory first on sys.path.
+        "PYTHONSAFEPATH": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "CUDA_VISIBLE_DEVICES": "",
         "LANG": "C.UTF-8",
@@ -289,13 +294,17 @@ class Sandbox:
         """Run the job whose files are in the job directory; return the
         converter's result dict, unchecked. Raises ConversionError when the
         job failed or hit a limit."""
-        (self.job_dir / "request.json").write_text(json.dumps(request))
+        if not self._alive():  # stopped by an earlier job's crash or limit
+            raise SystemFailure("the converter process is not running")
+        (self.job_dir / "result.json").unlink(missing_ok=True)  # an earlier job's, in the same directory
+        _write_new(self.job_dir, "request.json", json.dumps(request).encode())
         self.jobs += 1
         job = {
             "workdir": self.workdir,
             "own_pid_namespace": self.isolated,
             "cpu_seconds": limits.cpu_seconds,
             "memory_bytes": limits.memory_bytes,
+            "data_bytes": limits.data_bytes,
             "timeout_seconds": limits.timeout_seconds,
             "file_bytes": limits.file_bytes,
             "processes": limits.processes,
@@ -358,7 +367,8 @@ class Sandbox:
         if reply.get("exit_code") != 0 or result is None:
             if "MemoryError" in tail or "std::bad_alloc" in tail or "Resource exhausted" in tail:
                 raise ConversionError(
-                    f"Conversion needed more than the {limits.memory_bytes // 1024**2} MiB memory limit "
+                    f"Conversion needed more than the {min(limits.memory_bytes, limits.data_bytes) // 1024**2} "
+                    "MiB memory limit "
                     "and was stopped."
                 )
             logger.warning("converter ended with %s and no result; log tail:\n%s", reply, tail)
@@ -390,6 +400,18 @@ def read_regular_file(directory: Path, relative: str, limit: int) -> bytes | Non
         return None
     with handle:
         return None if os.fstat(handle.fileno()).st_size > limit else handle.read()
+
+
+def _write_new(directory: Path, name: str, data: bytes) -> None:
+    """Write ``directory/name`` afresh: a second job in one job directory
+    must not write through a link the first one left in its place."""
+    try:
+        os.unlink(directory / name)
+    except FileNotFoundError:
+        pass
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def open_inside(directory: Path, relative: str):

@@ -151,7 +151,9 @@ def convert(version_id: int) -> None:
         with holding_lease(version) as lease, sandbox.job(limits) as job_dir:
             result = _run_sandbox(version, job_dir, version.pending_variants(), limits)
             lease.check()
-            backends = _check_in_browsers(job_dir) if settings.BROWSER_BACKENDS_REQUIRED else None
+            has_reference = result["parity"].get("reference") != "none"
+            required = settings.BROWSER_BACKENDS_REQUIRED
+            backends = _check_in_browsers(job_dir, "", has_reference, required=True) if required else None
             if backends is not None:
                 _require_browsers(backends)
             prefix = f"artifacts/{version.uid}/{attempt}"
@@ -163,7 +165,7 @@ def convert(version_id: int) -> None:
                 raise LeaseLost(f"version {version.pk} attempt {attempt} lost its lease before publishing")
             if backends is None:  # off the critical path: the version is ready
                 Version.objects.filter(pk=ready.pk).update(backends=_pending_browsers())
-                backends = _check_in_browsers(job_dir)
+                backends = _check_in_browsers(job_dir, "", has_reference)
             Version.objects.filter(pk=ready.pk).update(backends=backends)
             _check_variants_in_browsers(ready.pk, job_dir, outcomes)
     except ConversionError as exc:
@@ -212,7 +214,8 @@ def convert_variants(version_id: int) -> None:
 
 
 def _pending_browsers() -> dict:
-    return {name: {"status": "pending"} for name in settings.BROWSER_BACKENDS}
+    since = timezone.now().isoformat()
+    return {name: {"status": "pending", "since": since} for name in settings.BROWSER_BACKENDS}
 
 
 def _check_variants_in_browsers(version_pk: int, job_dir: Path, outcomes: dict) -> None:
@@ -224,8 +227,8 @@ def _check_variants_in_browsers(version_pk: int, job_dir: Path, outcomes: dict) 
 
     def record(backends: dict) -> None:
         with transaction.atomic():
-            fresh = Version.objects.select_for_update().get(pk=version_pk)
-            if GRAPH_VARIANT in fresh.variants:
+            fresh = Version.objects.select_for_update().filter(pk=version_pk).first()
+            if fresh is not None and GRAPH_VARIANT in fresh.variants:
                 fresh.variants = {
                     **fresh.variants,
                     GRAPH_VARIANT: {**fresh.variants[GRAPH_VARIANT], "backends": backends},
@@ -236,18 +239,21 @@ def _check_variants_in_browsers(version_pk: int, job_dir: Path, outcomes: dict) 
     record(_check_in_browsers(job_dir, GRAPH_VARIANT))
 
 
-def _check_in_browsers(job_dir: Path, variant: str = "") -> dict:
+def _check_in_browsers(job_dir: Path, variant: str = "", has_reference: bool = True, required: bool = False) -> dict:
     """Run the converted model (or a variant of it) in headless Chromium, in
-    the sandbox and job directory it was converted in; per-backend outcomes
-    (never raises)."""
+    the sandbox and job directory it was converted in; per-backend outcomes.
+    Never raises after ready; when the check is ``required``, a worker that
+    cannot run it raises SandboxUnavailable or SystemFailure (not the upload's fault)."""
     asked = list(settings.BROWSER_BACKENDS)
     if not asked:
         return {}
-    if not (job_dir / (f"reference-{variant}" if variant else "reference") / "reference.json").is_file():
+    if not has_reference:  # what the conversion said, not what its directory holds
         skipped = "There is no TensorFlow reference to compare with (a TF.js graph model upload)."
         return {name: {"status": "skipped", "error": skipped} for name in asked}
     if not Path(settings.BROWSER_CHROMIUM).is_file():
         skipped = f"Chromium ({settings.BROWSER_CHROMIUM}) is not installed on this worker."
+        if required:
+            raise SandboxUnavailable(skipped)
         return {name: {"status": "skipped", "error": skipped} for name in asked}
     request = {
         "action": "verify-browsers",
@@ -260,15 +266,20 @@ def _check_in_browsers(job_dir: Path, variant: str = "") -> dict:
     }
     try:
         raw = sandbox.run(request, SandboxLimits.for_browsers())
-    except (ConversionError, SystemFailure) as exc:
+    except ConversionError as exc:
         logger.warning("the browser check failed: %s", exc)
         raw = {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        if required:
+            raise
+        logger.exception("the browser check could not run")
+        raw = {"ok": False, "error": f"The browser check could not run on this worker ({type(exc).__name__})."}
     return clean_backends(raw, asked)
 
 
 def _require_browsers(backends: dict) -> None:
     for name, outcome in backends.items():
-        if outcome["status"] != "passed":
+        if outcome["status"] not in ("passed", "skipped"):
             reason = outcome.get("error") or (
                 f"max absolute error {outcome.get('max_abs_error', float('nan')):.3g} is beyond the tolerance"
             )

@@ -53,6 +53,7 @@ def _run_child(job: dict, log_fd: int) -> None:
     os.setsid()
     resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_seconds"], job["cpu_seconds"] + 5))
     _limit(resource.RLIMIT_AS, job["memory_bytes"])
+    _limit(resource.RLIMIT_DATA, job.get("data_bytes", resource.RLIM_INFINITY))
     _limit(resource.RLIMIT_FSIZE, job["file_bytes"])
     _limit(resource.RLIMIT_NPROC, job["processes"])
     _limit(resource.RLIMIT_CORE, 0)

@@ -296,8 +296,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Conversions are long: never let one worker hoard queued jobs.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The sandbox has its own timeout; this is the backstop for the task itself.
-CELERY_TASK_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 300
-CELERY_TASK_SOFT_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 240
+# A conversion, then the browser checks of the version and of its graph variant.
+CELERY_TASK_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 2 * BROWSER_CHECK_SECONDS + 300
+CELERY_TASK_SOFT_TIME_LIMIT = CONVERSION_TIMEOUT_SECONDS + 2 * BROWSER_CHECK_SECONDS + 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tests (and anyone debugging) can run tasks inline.
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -146,3 +146,51 @@ def test_the_graph_variant_is_run_in_chromium_too(convert, tmp_path, client):
         ("webgl", "passed"),
     ]
     assert row["backends"][0]["max_abs_error"] == graph["parity"]["max_abs_error"]
+
+
+def test_a_second_job_in_a_job_directory_never_writes_through_a_link_the_first_left(tmp_path):
+    """The browser check is a second job in the directory a hostile conversion
+    wrote to: its request must not follow a request.json link to a host file."""
+    from conversions.sandbox import _write_new
+
+    victim = tmp_path / "host-file"
+    victim.write_text("host data")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "request.json").symlink_to(victim)
+
+    _write_new(job, "request.json", b'{"action": "verify-browsers"}')
+
+    assert victim.read_text() == "host data"
+    assert not (job / "request.json").is_symlink()
+    assert (job / "request.json").read_bytes() == b'{"action": "verify-browsers"}'
+
+
+@pytest.mark.parametrize("figure", [float("inf"), float("nan"), 10**400, -1.0, "12"])
+def test_figures_a_child_forged_are_an_error_not_a_pass(figure):
+    from conversions.results import clean_backends
+
+    forged = {"ok": True, "backends": {"wasm": {"status": "passed", "max_abs_error": figure}}}
+
+    assert clean_backends(forged, ["wasm"])["wasm"]["status"] == ("passed" if figure == "12" else "error")
+
+
+def test_a_check_whose_worker_died_is_not_pending_forever(owner, db, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry.api.serializers import backend_rows
+    from tests.test_web import PARITY, add_ready_version
+
+    model = registry_services.create_model(owner, "digits", public=True)
+    long_ago = (timezone.now() - timedelta(seconds=5 * settings.BROWSER_CHECK_SECONDS)).isoformat()
+    version = add_ready_version(
+        model, 1, parity=PARITY, backends={"wasm": {"status": "pending", "since": long_ago},
+                                           "webgl": {"status": "pending", "since": timezone.now().isoformat()}},
+    )  # fmt: skip
+
+    rows = {row["name"]: row for row in backend_rows(version)}
+
+    assert rows["wasm"]["status"] == "error" and "did not finish" in rows["wasm"]["error"]
+    assert rows["webgl"]["status"] == "pending"

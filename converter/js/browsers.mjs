@@ -8,7 +8,7 @@
 // reaches the network: every request of the page is answered from DIR,
 // the inputs and TF.js' own files. Prints {"backends": {"wasm": {"outputs":
 // [{"shape", "data"}], "load_ms", "first_predict_ms"} | {"error"}, ...}}.
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -34,10 +34,15 @@ function parseArgs(argv) {
   return args;
 }
 
-// Only files below `root`, by a path relative to it.
-function inside(root, relative) {
-  const full = path.resolve(root, decodeURIComponent(relative));
-  return full.startsWith(path.resolve(root) + path.sep) ? full : null;
+// Only files below `root`, by a path relative to it, links resolved.
+async function inside(root, relative) {
+  try {
+    const base = await realpath(root);
+    const full = await realpath(path.resolve(base, decodeURIComponent(relative)));
+    return full.startsWith(base + path.sep) ? full : null;
+  } catch {
+    return null; // a malformed %-escape, or no such file
+  }
 }
 
 async function answer(route, args, spec) {
@@ -46,7 +51,7 @@ async function answer(route, args, spec) {
   if (url.origin !== ORIGIN) return route.abort();
   if (url.pathname === '/') return route.fulfill({ contentType: 'text/html', body: PAGE });
   if (STATIC[url.pathname]) file = STATIC[url.pathname];
-  else if (url.pathname.startsWith('/model/')) file = inside(args.dir, url.pathname.slice('/model/'.length));
+  else if (url.pathname.startsWith('/model/')) file = await inside(args.dir, url.pathname.slice('/model/'.length));
   else if (url.pathname.startsWith('/inputs/')) file = spec.inputs[Number(url.pathname.slice(8))]?.file ?? null;
   if (!file) return route.fulfill({ status: 404, body: 'not found' });
   try {
@@ -94,6 +99,7 @@ async function main() {
     args: [
       '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist',
+      '--renderer-process-limit=1',
     ],  // Playwright gives the browser a fresh profile in TMPDIR
   });
   const report = {};

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from registry.models import Model, Version, model_name_validator
@@ -46,8 +49,16 @@ def backend_rows(version: Version, variant: dict | None = None) -> list[dict]:
     rows = [{"name": "cpu", "runtime": "node", **cpu}]
     for name in BROWSER_BACKENDS:
         if name in backends:
-            rows.append({"name": name, "runtime": "chromium", "error": "", **backends[name]})
+            rows.append({"name": name, "runtime": "chromium", "error": "", **_unstuck(backends[name])})
     return rows
+
+
+def _unstuck(outcome: dict) -> dict:
+    """A check still pending long after its time limit: its worker died."""
+    since = parse_datetime(str(outcome.get("since") or "")) if outcome.get("status") == "pending" else None
+    if since is not None and timezone.now() - since > timedelta(seconds=4 * settings.BROWSER_CHECK_SECONDS):
+        return {**outcome, "status": "error", "error": "The browser check did not finish (its worker stopped)."}
+    return outcome
 
 
 class VersionSerializer(serializers.ModelSerializer):
