@@ -17,34 +17,26 @@ import numpy as np
 
 from converter import parity
 from converter.errors import ConversionError
+from converter.formats import BROWSER_BACKENDS as BACKENDS
 
 BROWSERS_JS = parity.PROJECT_DIR / "converter" / "js" / "browsers.mjs"
-BACKENDS = ("wasm", "webgl")
 REFERENCE = "reference"
 
 
-def save_reference(proof: parity.Proof, workdir: Path, name: str = REFERENCE) -> None:
-    """Keep the proof's inputs and TensorFlow's outputs for a later check."""
-    directory = workdir / name
+def reference_dir(workdir: Path, variant: str = "") -> Path:
+    return workdir / (f"{REFERENCE}-{variant}" if variant else REFERENCE)
+
+
+def save_reference(proof: parity.Proof, workdir: Path, variant: str = "") -> None:
+    """Keep the proof's inputs and TensorFlow's outputs for a later check:
+    reference.json is browsers.mjs' input spec, plus the kind of model and
+    how many outputs TensorFlow gave."""
+    directory = reference_dir(workdir, variant)
     directory.mkdir(exist_ok=True)
-    inputs = []
-    for index, array in enumerate(proof.inputs):
-        dtype = parity._tfjs_dtype(array)
-        (directory / f"input-{index}.bin").write_bytes(np.ascontiguousarray(array).astype(parity.RAW_TYPES[dtype]))
-        inputs.append({"shape": list(array.shape), "dtype": dtype})
+    spec = parity.write_inputs(proof.inputs, directory, "input", proof.input_names, proof.output_names)
     for index, array in enumerate(proof.expected):
         np.save(directory / f"expected-{index}.npy", np.asarray(array, dtype=np.float32), allow_pickle=False)
-    names = proof.input_names or [None] * len(inputs)
-    for item, name in zip(inputs, names, strict=True):
-        if name:
-            item["name"] = name
-    description = {
-        "kind": proof.kind,
-        "inputs": inputs,
-        "outputs": proof.output_names,
-        "expected": len(proof.expected),
-    }
-    (directory / "reference.json").write_text(json.dumps(description))
+    (directory / "reference.json").write_text(json.dumps({**spec, "kind": proof.kind, "expected": len(proof.expected)}))
 
 
 def verify(workdir: Path, request: dict) -> dict:
@@ -53,7 +45,7 @@ def verify(workdir: Path, request: dict) -> dict:
     variant = str(request.get("variant") or "")
     if variant and not variant.isalnum():
         raise ConversionError("Unknown variant.")
-    directory = workdir / (f"{REFERENCE}-{variant}" if variant else REFERENCE)
+    directory = reference_dir(workdir, variant)
     model_dir = workdir / (f"output-{variant}" if variant else "output")
     try:
         description = json.loads((directory / "reference.json").read_text())
@@ -61,15 +53,9 @@ def verify(workdir: Path, request: dict) -> dict:
         raise ConversionError("This version has no parity reference to check browsers against.") from None
     tolerance = parity.Tolerance(float(request.get("atol", 1e-4)), float(request.get("rtol", 1e-3)))
     backends = [name for name in request.get("backends", BACKENDS) if name in BACKENDS]
-    spec = {
-        "inputs": [{**item, "file": str(directory / f"input-{i}.bin")} for i, item in enumerate(description["inputs"])]
-    }
-    if description.get("outputs"):
-        spec["outputs"] = description["outputs"]
-    (directory / "browser-inputs.json").write_text(json.dumps(spec))
     command = [
         "node", str(BROWSERS_JS), "--dir", str(model_dir), "--kind", description["kind"],
-        "--inputs", str(directory / "browser-inputs.json"), "--backends", ",".join(backends),
+        "--inputs", str(directory / "reference.json"), "--backends", ",".join(backends),
         "--chromium", str(request.get("chromium") or "/usr/bin/chromium"),
     ]  # fmt: skip
     timeout = float(request.get("timeout_seconds", 120))
@@ -78,9 +64,7 @@ def verify(workdir: Path, request: dict) -> dict:
     except subprocess.TimeoutExpired:
         raise ConversionError(f"The browser check took longer than {timeout:g} s.") from None
     if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        first = next((line for line in lines if "Error" in line), lines[0] if lines else "unknown error")
-        raise ConversionError(f"Chromium could not run the check: {first[:300]}")
+        raise ConversionError(f"Chromium could not run the check: {parity.first_error(done.stderr)[:300]}")
     report = json.loads(done.stdout)["backends"]
     expected = [np.load(directory / f"expected-{i}.npy", allow_pickle=False) for i in range(description["expected"])]
     return {"backends": {name: _judge(report.get(name) or {}, expected, tolerance) for name in backends}}

@@ -31,6 +31,8 @@ QUANTIZATIONS = ("float16", "uint8", "uint16")
 # A graph model of a Keras upload served as a layers model (often faster for inference).
 GRAPH_VARIANT = "graph"
 VARIANTS = (*QUANTIZATIONS, GRAPH_VARIANT)
+# TF.js backends each ready version is run on in headless Chromium (converter/browsers.py).
+BROWSER_BACKENDS = ("wasm", "webgl")
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

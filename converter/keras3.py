@@ -225,6 +225,11 @@ def check_safe(config: dict) -> None:
 def check_layer(layer: dict) -> None:
     """Raise ConversionError if TF.js cannot run `layer` (one Keras 3 layer config)."""
     check_safe_layer(layer)
+    check_expressible(layer)
+
+
+def check_expressible(layer: dict) -> None:
+    """Raise NotExpressible if TF.js layers have no equivalent of `layer` (already checked safe)."""
     class_name = str(layer.get("class_name", "?"))
     name = layer["config"].get("name", "?")
     if _is_op(layer):
@@ -336,7 +341,7 @@ class _Walker(_WeightRequests):
                 as_layer["name"] = as_layer["config"]["name"]
                 layers.append(as_layer)
                 continue
-            check_layer(layer)
+            check_expressible(layer)
             name = layer["config"].get("name")
             class_name = layer["class_name"]
             # Sequential.layers (what .keras files walk) leaves out the InputLayer.

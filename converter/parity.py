@@ -64,6 +64,35 @@ def _tfjs_dtype(array: np.ndarray) -> str:
     return "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
 
 
+def write_inputs(
+    inputs: list[np.ndarray],
+    directory: Path,
+    prefix: str,
+    input_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+) -> dict:
+    """Write the inputs as raw little-endian files; return the input spec
+    predict.mjs and browsers.mjs read (see predict.mjs)."""
+    spec: dict = {"inputs": []}
+    for index, array in enumerate(inputs):
+        dtype = _tfjs_dtype(array)
+        raw = directory / f"{prefix}-{index}.bin"
+        raw.write_bytes(np.ascontiguousarray(array).astype(RAW_TYPES[dtype]).tobytes())
+        spec["inputs"].append({"shape": list(array.shape), "dtype": dtype, "file": str(raw)})
+    if input_names:
+        for item, name in zip(spec["inputs"], input_names, strict=True):
+            item["name"] = name
+    if output_names:
+        spec["outputs"] = output_names
+    return spec
+
+
+def first_error(stderr: str) -> str:
+    """The line of a Node process' error output worth showing a user."""
+    lines = stderr.strip().splitlines()
+    return next((line for line in lines if "Error" in line), lines[0] if lines else "unknown error")
+
+
 def run_tfjs(
     model_dir: Path,
     kind: str,
@@ -73,25 +102,13 @@ def run_tfjs(
     output_names: list[str] | None = None,
     timeout: float = 600,
 ) -> list[np.ndarray]:
-    spec: dict = {"inputs": []}
-    for index, array in enumerate(inputs):
-        dtype = _tfjs_dtype(array)
-        raw = workdir / f"parity-input-{index}.bin"
-        raw.write_bytes(np.ascontiguousarray(array).astype(RAW_TYPES[dtype]).tobytes())
-        spec["inputs"].append({"shape": list(array.shape), "dtype": dtype, "file": str(raw)})
-    if input_names:
-        for item, name in zip(spec["inputs"], input_names, strict=True):
-            item["name"] = name
-    if output_names:
-        spec["outputs"] = output_names
+    spec = write_inputs(inputs, workdir, "parity-input", input_names, output_names)
     inputs_path = workdir / "parity-inputs.json"
     inputs_path.write_text(json.dumps(spec))
     command = ["node", str(PREDICT_JS), "--dir", str(model_dir), "--kind", kind, "--inputs", str(inputs_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     if done.returncode != 0:
-        message = done.stderr.strip().splitlines()
-        first = next((line for line in message if "Error" in line), message[0] if message else "unknown error")
-        raise ConversionError(f"TF.js could not run the converted model: {first[:500]}")
+        raise ConversionError(f"TF.js could not run the converted model: {first_error(done.stderr)[:500]}")
     outputs = json.loads(done.stdout)["outputs"]
     return [np.asarray(out["data"], dtype=np.float64).reshape(out["shape"]) for out in outputs]
 

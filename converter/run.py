@@ -161,7 +161,7 @@ def graph_variant(input_format: str, source: Path, output: Path, workdir: Path, 
         _, proof = keras_graph.convert(model, target, workdir, shard_bytes, output_shape)
         layout.regroup(target, shard_bytes)
         figures = proof.check(target, workdir, tolerance)
-        browsers.save_reference(proof, workdir, f"{browsers.REFERENCE}-{GRAPH_VARIANT}")
+        browsers.save_reference(proof, workdir, GRAPH_VARIANT)
         return {"ok": True, "parity": figures}
     except ConversionError as exc:
         return {"ok": False, "error": str(exc), "parity": exc.parity}

@@ -10,9 +10,9 @@ from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from converter import formats
 from registry import storage
 
-# \Z, not $: "$" also matches before a trailing newline.
 # First path segments of Modelport's own pages: an owner (user or organisation)
 # with one of these names would have model pages that collide with them.
 RESERVED_OWNER_NAMES = frozenset(
@@ -25,6 +25,7 @@ def reserved_owner_validator(value: str) -> None:
         raise ValidationError(f"'{value}' is reserved for Modelport's own pages; choose another name.")
 
 
+# \Z, not $: "$" also matches before a trailing newline.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 model_name_validator = RegexValidator(
     MODEL_NAME_PATTERN,
@@ -128,8 +129,8 @@ class Version(models.Model):
         GRAPH = "graph-model"
 
     # Variants a version can have: quantized copies, and a graph model of a Keras layers model.
-    GRAPH_VARIANT = "graph"
-    VARIANTS = (*Quantization.values, GRAPH_VARIANT)
+    GRAPH_VARIANT = formats.GRAPH_VARIANT
+    VARIANTS = formats.VARIANTS
 
     FINAL_STATES = (Status.READY, Status.FAILED)
 

@@ -4,7 +4,8 @@
 //   node browsers.mjs --dir DIR --kind layers|graph --inputs FILE --backends wasm,webgl
 //                     --chromium /usr/bin/chromium
 //
-// FILE is predict.mjs' input spec (raw little-endian input files). Nothing
+// FILE is predict.mjs' input spec (raw little-endian input files; the
+// reference.json converter/browsers.py keeps). Nothing
 // reaches the network: every request of the page is answered from DIR,
 // the inputs and TF.js' own files. Prints {"backends": {"wasm": {"outputs":
 // [{"shape", "data"}], "load_ms", "first_predict_ms"} | {"error"}, ...}}.

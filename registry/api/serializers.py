@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from converter.formats import BROWSER_BACKENDS
 from registry.models import Model, Version, model_name_validator
 
 
@@ -29,7 +30,6 @@ def load_snippet(version: Version, url: str, variant: str = "") -> str:
     return f"const model = await tf.loadLayersModel('{url}');"
 
 
-BROWSER_BACKENDS = ("wasm", "webgl")
 PARITY_FIGURES = ("max_abs_error", "max_rel_error", "atol", "rtol")
 
 
