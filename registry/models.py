@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from converter import formats
 from registry import storage
+from registry.access import visible_filter
 
 # First path segments of Modelport's own pages: an owner (user or organisation)
 # with one of these names would have model pages that collide with them.
@@ -34,12 +35,11 @@ model_name_validator = RegexValidator(
 
 
 class ModelQuerySet(models.QuerySet):
-    def visible_to(self, user) -> ModelQuerySet:
-        """Public models plus the user's own. Private models of others are
+    def visible_to(self, user, token=None) -> ModelQuerySet:
+        """Public models plus those ``user`` (through ``token``, if any) may
+        read: their own and their organisations'. Private models of others are
         treated as nonexistent everywhere (404, never 403)."""
-        if user is not None and user.is_authenticated:
-            return self.filter(Q(public=True) | Q(owner=user))
-        return self.filter(public=True)
+        return self.filter(visible_filter(user, token))
 
     def with_latest_number(self) -> ModelQuerySet:
         """Annotate ``latest_number``: the newest ready version, in one query."""
@@ -81,6 +81,15 @@ class Model(models.Model):
 
     def latest_ready(self) -> Version | None:
         return self.versions.filter(status=Version.Status.READY).order_by("-number").first()
+
+    def version_at(self, ref: str) -> Version | None:
+        """The ready version a URL's ``ref`` names: a number, ``latest`` or an alias."""
+        if ref == "latest":
+            return self.latest_ready()
+        if ref.isdigit():
+            return self.versions.filter(number=int(ref), status=Version.Status.READY).first()
+        alias = self.aliases.select_related("version").filter(name=ref).first()
+        return alias.version if alias else None
 
 
 class RetiredName(models.Model):
@@ -390,3 +399,37 @@ class Cut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version}/cut/{self.layer}"
+
+
+class AccessLink(models.Model):
+    """A read-only URL of one model's model.json, pinned to a version or
+    following an alias, for browser apps loading a private model without a
+    token: ``?access=<id>:<signature>``, which tfjs repeats on every weight
+    URL (registry/links.py)."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="access_links")
+    # A version number or an alias name (including "latest").
+    ref = models.CharField(max_length=50)
+    # Web origins allowed to use the link; empty means any.
+    origins = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.model.full_name}@{self.ref} link {self.uid}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.is_expired else "active"

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.models import AuditEvent
+from accounts.services import record
 from conversions import queue
 from converter.errors import ConversionError
 from converter.formats import sniff
@@ -32,12 +34,21 @@ class RegistryError(Exception):
 
 
 def create_model(
-    owner, name: str, description: str = "", public: bool = True, allowed_origins: list[str] | None = None
+    owner,
+    name: str,
+    description: str = "",
+    public: bool = True,
+    allowed_origins: list[str] | None = None,
+    actor=None,
+    token=None,
 ) -> Model:
+    """A new model of ``owner`` (a user or an organisation account), made by
+    ``actor`` (default: the owner itself)."""
+    actor = actor or owner
     retired = RetiredName.objects.filter(owner=owner, name=name).first()
     try:
         with transaction.atomic():
-            return Model.objects.create(
+            model = Model.objects.create(
                 owner=owner,
                 name=name,
                 description=description,
@@ -46,7 +57,23 @@ def create_model(
                 number_floor=retired.last_number if retired else 0,
             )
     except IntegrityError:
-        raise RegistryError(f"You already have a model named '{name}'.", status=409) from None
+        whose = "You already have" if owner.pk == actor.pk else f"{owner.username} already has"
+        raise RegistryError(f"{whose} a model named '{name}'.", status=409) from None
+    record(AuditEvent.Action.MODEL_CREATED, owner, actor=actor, model=model, token=token, public=public)
+    return model
+
+
+def update_model(model: Model, changes: dict, actor, token=None) -> Model:
+    before = {field: getattr(model, field) for field in changes}
+    for field, value in changes.items():
+        setattr(model, field, value)
+    model.save()
+    changed = {
+        field: {"from": before[field], "to": value} for field, value in changes.items() if before[field] != value
+    }
+    if changed:
+        record(AuditEvent.Action.MODEL_UPDATED, model.owner, actor=actor, model=model, token=token, changed=changed)
+    return model
 
 
 def _hash_and_size(fileobj: IO[bytes]) -> tuple[str, int]:
@@ -68,6 +95,7 @@ def upload_version(
     requested_format: str = "",
     variants: list[str] | None = None,
     signature: str = "",
+    token=None,
 ) -> Version:
     """Store the upload, create the next version and queue its conversion.
 
@@ -105,10 +133,20 @@ def upload_version(
     except Exception:
         storage.delete_blob(version.upload_key)
         raise
+    record(
+        AuditEvent.Action.VERSION_UPLOADED,
+        model.owner,
+        actor=user,
+        model=model,
+        token=token,
+        version=version.number,
+        upload={"name": version.upload_name, "size": size, "sha256": sha256},
+        variants=sorted(version.variants),
+    )
     return version
 
 
-def delete_model(model: Model) -> None:
+def delete_model(model: Model, actor=None, token=None) -> None:
     """Delete a model with its versions, then their stored files, keeping
     weight blobs that another model also uses."""
     keys = list(model.versions.values_list("upload_key", "uid"))
@@ -117,6 +155,9 @@ def delete_model(model: Model) -> None:
     last_number = max(model.versions.aggregate(n=Max("number"))["n"] or 0, model.number_floor)
     with transaction.atomic():
         RetiredName.objects.update_or_create(owner=model.owner, name=model.name, defaults={"last_number": last_number})
+        record(
+            AuditEvent.Action.MODEL_DELETED, model.owner, actor=actor, model=model, token=token, versions=last_number
+        )
         model.delete()
 
     def remove_files() -> None:
@@ -133,7 +174,7 @@ def delete_model(model: Model) -> None:
     transaction.on_commit(remove_files)
 
 
-def request_variant(version: Version, quantization: str) -> Version:
+def request_variant(version: Version, quantization: str, actor=None, token=None) -> Version:
     """Ask for a variant of a version (idempotent)."""
     with transaction.atomic():
         version = Version.objects.select_for_update().select_related("model__owner").get(pk=version.pk)
@@ -146,12 +187,21 @@ def request_variant(version: Version, quantization: str) -> Version:
             return version
         version.variants = {**version.variants, quantization: {"status": "pending"}}
         version.save(update_fields=["variants"])
+        record(
+            AuditEvent.Action.VARIANT_REQUESTED,
+            version.model.owner,
+            actor=actor,
+            model=version.model,
+            token=token,
+            version=version.number,
+            variant=quantization,
+        )
         if version.is_ready:
             transaction.on_commit(lambda: queue.enqueue_variants(version.pk))
     return version
 
 
-def move_alias(model: Model, name: str, number: int, user, rollback: bool = False) -> tuple[Alias, bool]:
+def move_alias(model: Model, name: str, number: int, user, rollback: bool = False, token=None) -> tuple[Alias, bool]:
     """Point alias ``name`` at version ``number`` (which must be ready) and
     log the move. Returns the alias and whether it was created."""
     if name in RESERVED_ALIASES or name.isdigit():
@@ -174,26 +224,45 @@ def move_alias(model: Model, name: str, number: int, user, rollback: bool = Fals
             AliasMove.objects.create(
                 model=model, alias=name, from_version=previous, to_version=version, moved_by=user, rollback=rollback
             )
+            record(
+                AuditEvent.Action.ALIAS_ROLLED_BACK if rollback else AuditEvent.Action.ALIAS_MOVED,
+                model.owner,
+                actor=user,
+                model=model,
+                token=token,
+                alias=name,
+                from_version=previous.number if previous else None,
+                to_version=version.number,
+            )
     return alias, created
 
 
-def rollback_alias(model: Model, name: str, user) -> Alias:
+def rollback_alias(model: Model, name: str, user, token=None) -> Alias:
     """Move the alias back to where its last move took it from."""
     last = AliasMove.objects.filter(model=model, alias=name).first()
     if last is None:
         raise RegistryError(f"Model '{model.full_name}' has no alias '{name}'.", status=404)
     if last.from_version is None:
         raise RegistryError(f"Alias '{name}' has no earlier version to roll back to.", status=409)
-    alias, _ = move_alias(model, name, last.from_version.number, user, rollback=True)
+    alias, _ = move_alias(model, name, last.from_version.number, user, rollback=True, token=token)
     return alias
 
 
-def delete_alias(model: Model, name: str, user) -> None:
+def delete_alias(model: Model, name: str, user, token=None) -> None:
     with transaction.atomic():
         alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
         if alias is None:
             raise RegistryError(f"Model '{model.full_name}' has no alias '{name}'.", status=404)
         AliasMove.objects.create(model=model, alias=name, from_version=alias.version, to_version=None, moved_by=user)
+        record(
+            AuditEvent.Action.ALIAS_DELETED,
+            model.owner,
+            actor=user,
+            model=model,
+            token=token,
+            alias=name,
+            from_version=alias.version.number,
+        )
         alias.delete()
 
 

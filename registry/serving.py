@@ -11,6 +11,10 @@ browser downloads each byte once, and a load that starts on one version
 can never pick up files of another when an alias moves mid-load. Numbered
 versions and blobs never change and are cached forever; aliases are
 revalidated (no-cache + strong ETag, 304 on If-None-Match).
+
+Private models are read with a session, ``Authorization: Token`` or an
+access link (``?access=…``, registry/links.py), which opens its model.json
+and the weights it lists only, and is cached no longer than it lives.
 """
 
 from __future__ import annotations
@@ -28,18 +32,22 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.utils import timezone
 from django.views.decorators.http import require_safe
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
 
-from registry import cuts, storage
-from registry.models import Model, Version
+from accounts.authentication import authenticate
+from registry import cuts, links, storage
+from registry.models import AccessLink, Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
 
-def cache_control(model: Model, is_alias: bool) -> str:
+def cache_control(model: Model, is_alias: bool, link: AccessLink | None = None) -> str:
     """Immutable for numbered versions and blobs, revalidated for aliases;
-    never storable by shared caches (proxies, CDNs) for a private model."""
+    never storable by shared caches (proxies, CDNs) for a private model, and
+    through an access link, kept by the browser no longer than the link lives."""
+    if link is not None:
+        remaining = max(int((link.expires_at - timezone.now()).total_seconds()), 0)
+        return "private, no-cache" if is_alias else f"private, max-age={min(remaining, 31536000)}"
     scope = "public" if model.public else "private"
     return f"{scope}, no-cache" if is_alias else f"{scope}, max-age=31536000, immutable"
 
@@ -48,49 +56,56 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 GZIP_MIN_BYTES = 1024
 
 
-def _user(request):
-    """Session user, or the owner of a valid ``Authorization: Token`` header."""
-    try:
-        authenticated = TokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
-        authenticated = None
-    return authenticated[0] if authenticated else request.user
+def refused_links(view):
+    """An access link that does not open what was asked, answered in words."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except links.LinkRefused as exc:
+            return JsonResponse({"detail": exc.message}, status=exc.status, headers={"Cache-Control": "no-store"})
+
+    return wrapper
 
 
-def visible_model(request, owner: str, name: str) -> Model:
-    model = Model.objects.visible_to(_user(request)).filter(owner__username=owner, name=name).first()
+def visible_model(request, owner: str, name: str) -> tuple[Model, AccessLink | None]:
+    """The model, if the request may read it, and the access link it came with."""
+    link = links.find(request, owner, name)
+    if link is not None:
+        return link.model, link
+    user, token = authenticate(request)
+    model = Model.objects.visible_to(user, token).filter(owner__username=owner, name=name).first()
     if model is None:
         raise Http404("No such model.")
-    return model
+    return model, None
 
 
-def resolve(request, owner: str, name: str, ref: str) -> Version:
-    model = visible_model(request, owner, name)
-    if ref == "latest":
-        version = model.latest_ready()
-    elif ref.isdigit():
-        version = model.versions.filter(number=int(ref), status=Version.Status.READY).first()
-    else:
-        alias = model.aliases.select_related("version").filter(name=ref).first()
-        version = alias.version if alias else None
+def resolve(request, owner: str, name: str, ref: str, part: str = "") -> tuple[Version, AccessLink | None]:
+    model, link = visible_model(request, owner, name)
+    if link is not None and (part or ref != link.ref):
+        raise links.LinkRefused(f"This access link opens {link.ref}/model.json of {model.full_name} only.")
+    version = model.version_at(ref)
     if version is None:
         raise Http404("No such version.")
-    return version
+    return version, link
 
 
 @require_safe
+@refused_links
 def serve_file(request, owner: str, name: str, ref: str, filename: str):
     if filename != "model.json":
         raise Http404("Weight files are served from /blobs/; see model.json.")
-    version = resolve(request, owner, name, ref)
-    return _model_json(request, version, version.model_json_key, version.model_json_sha256, not ref.isdigit())
+    version, link = resolve(request, owner, name, ref)
+    return _model_json(request, version, version.model_json_key, version.model_json_sha256, not ref.isdigit(), link)
 
 
 @require_safe
+@refused_links
 def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, filename: str):
     if filename != "model.json":
         raise Http404("Weight files are served from /blobs/; see model.json.")
-    version = resolve(request, owner, name, ref)
+    version, link = resolve(request, owner, name, ref, part=variant)
     ready = version.ready_variant(variant)
     if ready is None:
         raise Http404("This version has no such variant (yet).")
@@ -98,8 +113,9 @@ def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, f
 
 
 @require_safe
+@refused_links
 def serve_cut(request, owner: str, name: str, ref: str, layer: str):
-    version = resolve(request, owner, name, ref)
+    version, _ = resolve(request, owner, name, ref, part="cut")
     try:
         made = cuts.cut(version, layer)
     except cuts.CutError as exc:
@@ -107,11 +123,11 @@ def serve_cut(request, owner: str, name: str, ref: str, layer: str):
     return _model_json(request, version, made.model_json_key, made.model_json_sha256, not ref.isdigit())
 
 
-def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool):
+def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool, link: AccessLink | None = None):
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
     headers = {
         "ETag": f'"{sha256}"',
-        "Cache-Control": cache_control(version.model, is_alias),
+        "Cache-Control": cache_control(version.model, is_alias, link),
         "Vary": "Accept-Encoding",
         "X-Modelport-Version": str(version.number),
     }
@@ -145,15 +161,18 @@ def _if_none_match(request) -> set[str]:
 
 
 @require_safe
+@refused_links
 def serve_blob(request, owner: str, name: str, sha256: str):
-    model = visible_model(request, owner, name)
+    model, link = visible_model(request, owner, name)
+    if link is not None and not links.opens_blob(link, sha256):
+        raise links.LinkRefused(f"This access link does not open this file of {model.full_name}.")
     blob = model.blobs.filter(sha256=sha256).first()
     if blob is None:
         raise Http404("No such blob in this model.")
     if settings.BLOB_DELIVERY == "redirect" and (redirect := _blob_redirect(model, blob)):
         return redirect
     etag = f'"{sha256}"'
-    headers = {"ETag": etag, "Cache-Control": cache_control(model, False), "Accept-Ranges": "bytes"}
+    headers = {"ETag": etag, "Cache-Control": cache_control(model, False, link), "Accept-Ranges": "bytes"}
     if etag in _if_none_match(request):
         return HttpResponseNotModified(headers=headers)
     start, end, status = 0, blob.size - 1, 200

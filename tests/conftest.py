@@ -3,10 +3,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from registry import services
+from tests.tokens import api_token
 
 pytest_plugins = ["tests.e2e_fixtures"]
 
@@ -35,7 +35,7 @@ def model_storage(settings, tmp_path):
 
 def _token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client
 
 

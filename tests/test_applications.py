@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import keras3_zoo
 from tests.e2e_fixtures import tfjs_predict
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("backend", ["disk"], indirect=True)]
 
@@ -55,7 +55,7 @@ def applications(tmp_path_factory) -> dict:
 
 
 def test_every_keras_application_gets_a_url_that_matches_keras_in_tfjs(registry, owner, applications, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     for name, (path, inputs, expected, output_format) in applications.items():
         version = create_and_upload(registry, token, name.lower(), path)
         assert version["status"] == "ready", f"{name}: {version['error']}"

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import zoo
 from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS
 from tests.test_end_to_end import TOLERANCE, create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def test_page_on_another_origin_loads_full_cut_and_graph_models_with_tensorflows
     from playwright.sync_api import sync_playwright
 
     built, expected = models
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     for name, model in built.items():
         version = create_and_upload(registry, token, name, model.path)
         assert version["status"] == "ready", version["error"]

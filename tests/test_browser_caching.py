@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import zoo
 from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_pinned_reload_costs_no_weight_bytes_and_a_head_update_costs_only_the_he
     from playwright.sync_api import sync_playwright
 
     first, second, inputs, expected_second = zoo.retrained_head_pair(tmp_path)
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     assert create_and_upload(registry, token, "transfer", first)["status"] == "ready"
     api = registry.api(token)
     with open(second, "rb") as handle:

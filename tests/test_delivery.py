@@ -9,11 +9,11 @@ import json
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import zoo
 from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS, S3_BUCKET, tfjs_predict
 from tests.test_end_to_end import TOLERANCE, create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def test_redirect_delivery_is_followed_by_tfjs(registry, owner, built, settings,
 
     settings.BLOB_DELIVERY = "redirect"
     cnn, scorer = built
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     public = create_and_upload(registry, token, "public-cnn", cnn.path)
     private = create_and_upload(registry, token, "private-cnn", cnn.path, public=False)
     graph = create_and_upload(registry, token, "scorer", scorer.path)

@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import zoo
 from tests.e2e_fixtures import tfjs_predict
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture
 def token(owner) -> str:
-    return Token.objects.create(user=owner).key
+    return api_token(owner)
 
 
 def create_and_upload(

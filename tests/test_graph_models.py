@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import keras3_zoo
 from tests.e2e_fixtures import tfjs_predict
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("backend", ["disk"], indirect=True)]
 
@@ -127,7 +127,7 @@ def graph_uploads(tmp_path_factory) -> dict:
 def test_keras_models_tfjs_layers_cannot_express_are_served_as_proven_graph_models(
     registry, owner, graph_uploads, tmp_path
 ):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     features = graph_uploads.pop("features")
     for name, (path, inputs, expected, reason) in graph_uploads.items():
         version = create_and_upload(registry, token, name, path)
@@ -166,7 +166,7 @@ def test_keras3_model_export_savedmodels_with_while_loops_become_graph_models(re
     xs = [np.random.default_rng(9).uniform(-1, 1, (2, 6, 4)).astype(np.float32)]
     expected = model.predict(xs[0], verbose=0)
 
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     for signature in ("serving_default", "serve"):
         version = create_and_upload(
             registry, token, f"exported-{signature.replace('_', '-')}", tmp_path / "exported.zip", signature=signature
@@ -187,7 +187,7 @@ def test_keras_upload_asked_for_both_gets_a_layers_model_and_a_graph_model_each_
     inputs = [np.random.default_rng(14).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)]
     expected = model.predict(inputs[0], verbose=0)
 
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     version = create_and_upload(registry, token, "mnv3-both", tmp_path / "mnv3.keras", variants=["graph"])
     assert version["status"] == "ready", version["error"]
     assert version["format"] == "layers-model"

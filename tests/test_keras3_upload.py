@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import keras3_zoo
 from tests.e2e_fixtures import tfjs_predict
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ def keras3_files(tmp_path_factory):
 
 
 def test_keras3_files_are_converted_proven_and_served(registry, owner, keras3_files, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     for name, (path, inputs, expected) in keras3_files.items():
         version = create_and_upload(registry, token, name.replace("_", "-"), path)
         assert version["status"] == "ready", version["error"]
@@ -40,7 +40,7 @@ def test_keras3_files_are_converted_proven_and_served(registry, owner, keras3_fi
 
 
 def test_keras3_lambda_upload_fails_without_running_it(registry, owner, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     marker = tmp_path / "keras3-lambda-ran"
     model = keras3_zoo.lambda_model(marker)
     path = keras3_zoo.save_forms(model, tmp_path, "sneaky", ("keras",))["keras"]

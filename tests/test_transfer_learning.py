@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import zoo
 from tests.e2e_fixtures import tfjs_predict
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ def mobilenet(tmp_path_factory):
 
 def test_mobilenet_cut_at_conv_pw_13_relu_matches_keras_and_reuses_blobs(registry, owner, mobilenet, tmp_path):
     built, cut_expected = mobilenet
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     version = create_and_upload(registry, token, "mobilenet", built.path)
     assert version["status"] == "ready", version["error"]
     assert version["parity"]["max_abs_error"] <= 1e-4
@@ -52,7 +52,7 @@ def test_mobilenet_cut_at_conv_pw_13_relu_matches_keras_and_reuses_blobs(registr
 
 
 def test_cut_of_unknown_layer_or_graph_model_is_refused_in_words(registry, owner, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     scorer = zoo.saved_model_zip(tmp_path)
     assert create_and_upload(registry, token, "scorer", scorer.path)["status"] == "ready"
     graph = registry.api().get(f"{registry.url}/m/alice/scorer/1/cut/dense/model.json")
@@ -61,7 +61,7 @@ def test_cut_of_unknown_layer_or_graph_model_is_refused_in_words(registry, owner
 
 
 def test_legacy_keras_saved_model_zip_becomes_a_layers_model(registry, owner, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     built = zoo.keras2_saved_model_zip(tmp_path)
     version = create_and_upload(registry, token, "legacy", built.path)
     assert version["status"] == "ready", version["error"]
@@ -74,7 +74,7 @@ def test_legacy_keras_saved_model_zip_becomes_a_layers_model(registry, owner, tm
 
 
 def test_lambda_hidden_in_a_wrapper_never_runs(registry, owner, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     marker = tmp_path / "lambda-ran"
     version = create_and_upload(registry, token, "wrapped", zoo.keras2_wrapped_lambda_h5(tmp_path, marker))
     assert version["status"] == "failed"

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from tests import keras3_zoo, zoo
 from tests.e2e_fixtures import tfjs_predict
 from tests.test_end_to_end import create_and_upload
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def uploads(tmp_path_factory) -> dict:
 
 
 def test_layer_zoo_uploads_match_keras_from_the_served_url(registry, owner, uploads, tmp_path):
-    token = Token.objects.create(user=owner).key
+    token = api_token(owner)
     for name, (path, inputs, expected) in uploads.items():
         version = create_and_upload(registry, token, name, path)
         assert version["status"] == "ready", f"{name}: {version['error']}"

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from registry import services
 from registry.api.serializers import AliasMoveRequestSerializer, AliasMoveSerializer, AliasSerializer
-from registry.api.views import owned_model, visible_model
+from registry.api.views import request_token, visible_model, writable_model
 from registry.models import alias_name_validator
 
 
@@ -43,18 +43,20 @@ class AliasDetail(APIView):
     @extend_schema(request=AliasMoveRequestSerializer, responses={200: AliasSerializer, 201: AliasSerializer})
     def put(self, request, owner: str, name: str, alias: str):
         """Set or move an alias to a ready version; every move is logged."""
-        model = owned_model(request, owner, name)
+        model = writable_model(request, owner, name)
         alias_name_validator(alias)
         body = AliasMoveRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        moved, created = services.move_alias(model, alias, body.validated_data["version"], request.user)
+        moved, created = services.move_alias(
+            model, alias, body.validated_data["version"], request.user, token=request_token(request)
+        )
         return Response(
             AliasSerializer(moved, context={"request": request}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     def delete(self, request, owner: str, name: str, alias: str):
-        services.delete_alias(owned_model(request, owner, name), alias, request.user)
+        services.delete_alias(writable_model(request, owner, name), alias, request.user, request_token(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -71,5 +73,7 @@ class AliasRollback(APIView):
     @extend_schema(request=None, responses=AliasSerializer)
     def post(self, request, owner: str, name: str, alias: str):
         """Move the alias back to the version it pointed at before its last move."""
-        rolled = services.rollback_alias(owned_model(request, owner, name), alias, request.user)
+        rolled = services.rollback_alias(
+            writable_model(request, owner, name), alias, request.user, request_token(request)
+        )
         return Response(AliasSerializer(rolled, context={"request": request}).data)

@@ -171,7 +171,10 @@ class VariantRequestSerializer(serializers.Serializer):
 
 
 class ModelSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", read_only=True)
+    owner = serializers.CharField(
+        source="owner.username", required=False,
+        help_text="On create: the user or organisation to own the model (default: you).",
+    )  # fmt: skip
     name = serializers.CharField(max_length=100, validators=[model_name_validator])
     full_name = serializers.CharField(read_only=True)
     latest_version = serializers.SerializerMethodField()
@@ -195,7 +198,7 @@ class ModelSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["owner", "full_name", "latest_version", "latest_url", "created_at", "updated_at"]
+        read_only_fields = ["full_name", "latest_version", "latest_url", "created_at", "updated_at"]
 
     def validate_allowed_origins(self, origins: list[str]) -> list[str]:
         cleaned = []
@@ -220,6 +223,7 @@ class ModelSerializer(serializers.ModelSerializer):
 
 
 class ModelUpdateSerializer(ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
     name = serializers.CharField(read_only=True)
 
 

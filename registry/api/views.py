@@ -7,7 +7,9 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from accounts.permissions import request_token
 from registry import services
+from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import (
     LayerSerializer,
     ModelSerializer,
@@ -20,37 +22,75 @@ from registry.api.serializers import (
 )
 from registry.models import Model, Version
 
+NEEDED_ROLE = {Level.WRITE: "write", Level.ADMIN: "admin"}
 
-def visible_model(request, owner: str, name: str) -> Model:
+
+def model_for(request, owner: str, name: str, need: Level = Level.READ) -> Model:
+    """The model, if the request may do ``need`` to it: 404 if it cannot even
+    see it, 403 (in words) if it can see but not act."""
+    token = request_token(request)
     model = (
-        Model.objects.visible_to(request.user).select_related("owner").filter(owner__username=owner, name=name).first()
+        Model.objects.visible_to(request.user, token)
+        .select_related("owner__organization")
+        .filter(owner__username=owner, name=name)
+        .first()
     )
     if model is None:
         raise Http404(f"No model '{owner}/{name}'.")
+    level = model_level(request.user, token, model)
+    if level < need:
+        raise PermissionDenied(refusal(request, model, need))
     return model
 
 
-def owned_model(request, owner: str, name: str) -> Model:
-    model = visible_model(request, owner, name)
-    if model.owner_id != request.user.id:
-        raise PermissionDenied(f"Only {model.owner.username} can change '{model.full_name}'.")
-    return model
+def refusal(request, model: Model, need: Level) -> str:
+    token = request_token(request)
+    if token is not None and model_level(request.user, None, model) >= need:
+        return f"This token ('{token.name}') cannot change '{model.full_name}': its scope or limits do not cover it."
+    if hasattr(model.owner, "organization"):
+        return f"Changing '{model.full_name}' needs the {NEEDED_ROLE[need]} role in {model.owner.username}."
+    return f"Only {model.owner.username} can change '{model.full_name}'."
+
+
+def visible_model(request, owner: str, name: str) -> Model:
+    return model_for(request, owner, name, Level.READ)
+
+
+def writable_model(request, owner: str, name: str) -> Model:
+    return model_for(request, owner, name, Level.WRITE)
+
+
+def administered_model(request, owner: str, name: str) -> Model:
+    return model_for(request, owner, name, Level.ADMIN)
 
 
 class ModelList(generics.ListCreateAPIView):
     serializer_class = ModelSerializer
 
     def get_queryset(self):
-        return Model.objects.visible_to(self.request.user).select_related("owner").with_latest_number()
+        return (
+            Model.objects.visible_to(self.request.user, request_token(self.request))
+            .select_related("owner")
+            .with_latest_number()
+        )
 
     def perform_create(self, serializer):
         data = serializer.validated_data
+        user, token = self.request.user, request_token(self.request)
+        wanted = data.get("owner", {}).get("username") or user.username
+        owner = next((account for account in writable_owners(user, token) if account.username == wanted), None)
+        if owner is None:
+            if token is not None and wanted == user.username:
+                raise PermissionDenied(f"This token ('{token.name}') cannot create models.")
+            raise PermissionDenied(f"You cannot create models in '{wanted}': that needs the write role there.")
         serializer.instance = services.create_model(
-            self.request.user,
+            owner,
             data["name"],
             data.get("description", ""),
             data.get("public", True),
             data.get("allowed_origins", []),
+            actor=user,
+            token=token,
         )
 
 
@@ -59,12 +99,16 @@ class ModelDetail(generics.RetrieveUpdateDestroyAPIView):
         return ModelSerializer if self.request.method == "GET" else ModelUpdateSerializer
 
     def get_object(self):
-        if self.request.method in permissions.SAFE_METHODS:
-            return visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
-        return owned_model(self.request, self.kwargs["owner"], self.kwargs["name"])
+        need = Level.READ if self.request.method in permissions.SAFE_METHODS else Level.ADMIN
+        return model_for(self.request, self.kwargs["owner"], self.kwargs["name"], need)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_model(
+            serializer.instance, serializer.validated_data, self.request.user, request_token(self.request)
+        )
 
     def perform_destroy(self, instance: Model) -> None:
-        services.delete_model(instance)
+        services.delete_model(instance, self.request.user, request_token(self.request))
 
 
 class VersionList(generics.ListAPIView):
@@ -77,7 +121,7 @@ class VersionList(generics.ListAPIView):
 
     @extend_schema(request=VersionUploadSerializer, responses={202: VersionSerializer})
     def post(self, request, owner: str, name: str):
-        model = owned_model(request, owner, name)
+        model = writable_model(request, owner, name)
         upload = VersionUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
@@ -93,6 +137,7 @@ class VersionList(generics.ListAPIView):
             data.get("format", ""),
             data.get("variants", []),
             data.get("signature", ""),
+            token=request_token(request),
         )
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
@@ -118,10 +163,12 @@ class VariantCreate(generics.GenericAPIView):
     @extend_schema(request=VariantRequestSerializer, responses={202: VersionSerializer})
     def post(self, request, owner: str, name: str, number: int):
         """Ask for a variant of a version: quantized (float16, uint8, uint16), or a graph model (graph)."""
-        version = find_version(owned_model(request, owner, name), number)
+        version = find_version(writable_model(request, owner, name), number)
         body = VariantRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = services.request_variant(version, body.validated_data["variant"])
+        version = services.request_variant(
+            version, body.validated_data["variant"], request.user, request_token(request)
+        )
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 

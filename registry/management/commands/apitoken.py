@@ -2,15 +2,22 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+
+from accounts.models import AccessToken
+from accounts.services import create_token
+
+TOKEN_NAME = "manage.py apitoken"
 
 
 class Command(BaseCommand):
-    help = "Create USER if missing and print an API token for it (as the last line)."
+    help = (
+        "Create USER if missing and print a new write API token for it (as the last line). "
+        "Only the token's hash is stored: keep the printed value."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--rotate", action="store_true", help="Replace the user's existing token.")
+        parser.add_argument("--rotate", action="store_true", help="Revoke the tokens this command made before.")
 
     def handle(self, username: str, rotate: bool, **options):
         user, created = get_user_model().objects.get_or_create(username=username)
@@ -19,6 +26,6 @@ class Command(BaseCommand):
             user.save()
             self.stderr.write(f"Created user {username}.")
         if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+            AccessToken.objects.filter(user=user, name=TOKEN_NAME).delete()
+        _, key = create_token(user, TOKEN_NAME, AccessToken.Scope.WRITE)
+        self.stdout.write(key)

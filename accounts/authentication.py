@@ -1,0 +1,58 @@
+"""``Authorization: Token <key>`` against hashed tokens (django-rest-knox).
+
+knox's own check deletes every expired token of the user on each request
+(a query per token); here an expired token is refused in words and kept, so
+its owner sees it as expired on the tokens page, and "last used" is written
+at most once a minute.
+"""
+
+from __future__ import annotations
+
+import binascii
+from datetime import timedelta
+from hmac import compare_digest
+
+from django.utils import timezone
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
+from knox.settings import CONSTANTS
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.models import AccessToken
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TokenAuthentication(KnoxTokenAuthentication):
+    def authenticate_credentials(self, token: bytes):
+        try:
+            key = token.decode("ascii")
+            digest = hash_token(key)
+        except (UnicodeDecodeError, TypeError, binascii.Error):
+            raise AuthenticationFailed("Invalid token.") from None
+        for candidate in AccessToken.objects.filter(token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related("user"):
+            if not compare_digest(digest, candidate.digest):
+                continue
+            if candidate.is_expired:
+                raise AuthenticationFailed(f"This token expired at {candidate.expiry:%Y-%m-%d %H:%M} UTC.")
+            if not candidate.user.is_active:
+                raise AuthenticationFailed("This token's user is inactive.")
+            now = timezone.now()
+            if candidate.last_used_at is None or now - candidate.last_used_at > LAST_USED_RESOLUTION:
+                AccessToken.objects.filter(pk=candidate.pk).update(last_used_at=now)
+                candidate.last_used_at = now
+            return candidate.user, candidate
+        raise AuthenticationFailed("Invalid token.")
+
+
+def authenticate(request) -> tuple[object, AccessToken | None]:
+    """For plain Django views (/m/): the token's user and token, or the session
+    user and None. An invalid token counts as none (files of public models
+    stay loadable); the API answers it with 401 instead."""
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        found = None
+    if found:
+        return found
+    return request.user, None

@@ -1,0 +1,138 @@
+"""Workflows of accounts: organisations and their members, tokens, the audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import AccessToken, AuditEvent, Membership, Organization, Role
+
+
+class AccountsError(Exception):
+    """A request refused; ``status`` is the HTTP status to use."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def record(action: str, owner, actor=None, model=None, token: AccessToken | None = None, **detail) -> AuditEvent:
+    """Add an event to the log of ``owner`` (a user or organisation account)."""
+    return AuditEvent.objects.create(
+        owner=owner,
+        model=model,
+        model_name=model.name if model is not None else detail.pop("model_name", ""),
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        token_key=token.token_key if token is not None else "",
+        action=action,
+        detail=detail,
+    )
+
+
+def create_organization(name: str, creator, description: str = "") -> Organization:
+    """A new organisation with ``creator`` as its first admin."""
+    User = get_user_model()
+    account = User(username=name, is_active=False)
+    try:
+        account.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        messages = exc.message_dict.get("username") or [m for ms in exc.message_dict.values() for m in ms]
+        if any("already exists" in message for message in messages):
+            raise AccountsError(f"The name '{name}' is taken by a user or organisation.", status=409) from None
+        raise AccountsError(" ".join(messages)) from None
+    account.set_unusable_password()
+    try:
+        with transaction.atomic():
+            account.save()
+            organization = Organization.objects.create(account=account, description=description)
+            Membership.objects.create(organization=organization, user=creator, role=Role.ADMIN)
+    except IntegrityError:
+        raise AccountsError(f"The name '{name}' is taken by a user or organisation.", status=409) from None
+    record(AuditEvent.Action.ORG_CREATED, account, actor=creator, name=name)
+    return organization
+
+
+def set_member(organization: Organization, username: str, role: str, actor) -> tuple[Membership, bool]:
+    user = get_user_model().objects.filter(username=username, is_active=True, organization__isnull=True).first()
+    if user is None:
+        raise AccountsError(f"There is no user named '{username}'.", status=404)
+    with transaction.atomic():
+        current = organization.memberships.select_for_update().filter(user=user).first()
+        if current and current.role == Role.ADMIN and role != Role.ADMIN:
+            _keep_an_admin(organization, user)
+        membership, created = Membership.objects.update_or_create(
+            organization=organization, user=user, defaults={"role": role}
+        )
+    record(
+        AuditEvent.Action.MEMBER_SET,
+        organization.account,
+        actor=actor,
+        member=username,
+        role=role,
+        previous_role=current.role if current else None,
+    )
+    return membership, created
+
+
+def remove_member(organization: Organization, username: str, actor) -> None:
+    with transaction.atomic():
+        membership = organization.memberships.select_for_update().filter(user__username=username).first()
+        if membership is None:
+            raise AccountsError(f"'{username}' is not a member of {organization.name}.", status=404)
+        if membership.role == Role.ADMIN:
+            _keep_an_admin(organization, membership.user)
+        membership.delete()
+    record(AuditEvent.Action.MEMBER_REMOVED, organization.account, actor=actor, member=username)
+
+
+def _keep_an_admin(organization: Organization, leaving) -> None:
+    others = organization.memberships.filter(role=Role.ADMIN).exclude(user=leaving)
+    if not others.exists():
+        raise AccountsError(f"{organization.name} needs at least one admin: make someone else admin first.", status=409)
+
+
+def create_token(
+    user,
+    name: str,
+    scope: str = AccessToken.Scope.WRITE,
+    models=None,
+    organization: Organization | None = None,
+    expires_in_days: int | None = None,
+    actor_token: AccessToken | None = None,
+) -> tuple[AccessToken, str]:
+    """A new token and its secret (shown once; only its hash is stored)."""
+    expiry = timedelta(days=expires_in_days) if expires_in_days else None
+    with transaction.atomic():
+        token, key = AccessToken.objects.create(
+            user,
+            expiry=expiry,
+            name=name,
+            scope=scope,
+            organization=organization,
+            limited_to_models=models is not None,
+        )
+        if models:
+            token.limited_models.set(models)
+    detail = {"token_name": name, "token_prefix": token.token_key, "scope": scope}
+    if models is not None:
+        detail["models"] = [model.full_name for model in models]
+    record(AuditEvent.Action.TOKEN_CREATED, user, actor=user, token=actor_token, **detail)
+    if organization is not None:
+        record(AuditEvent.Action.TOKEN_CREATED, organization.account, actor=user, token=actor_token, **detail)
+    for model in {model.owner_id: model for model in models or []}.values():
+        if model.owner_id != user.pk and (organization is None or model.owner_id != organization.pk):
+            record(AuditEvent.Action.TOKEN_CREATED, model.owner, actor=user, token=actor_token, **detail)
+    return token, key
+
+
+def revoke_token(token: AccessToken, actor, actor_token: AccessToken | None = None) -> None:
+    detail = {"token_name": token.name, "token_prefix": token.token_key}
+    owner, organization = token.user, token.organization
+    token.delete()
+    record(AuditEvent.Action.TOKEN_REVOKED, owner, actor=actor, token=actor_token, **detail)
+    if organization is not None:
+        record(AuditEvent.Action.TOKEN_REVOKED, organization.account, actor=actor, token=actor_token, **detail)
