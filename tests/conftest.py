@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from registry import services
 from tests.tokens import api_token
 
-pytest_plugins = ["tests.e2e_fixtures"]
+pytest_plugins = ["tests.e2e_fixtures", "tests.org_fixtures"]
 
 # tensorflow_decision_forests (imported by tensorflowjs) imports IPython to
 # print a banner when stdout is not a terminal, as under pytest.
@@ -20,6 +20,12 @@ def no_browser_check(settings):
     """The browser check adds seconds to every conversion: it runs in
     tests/test_browser_backends.py (and the suite's worker skips it too)."""
     settings.BROWSER_BACKENDS = []
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Personas sign in with passwords; PBKDF2's 1M rounds would dominate the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ def hash_plaintext_tokens(apps, schema_editor):
         cursor.execute(f"SELECT key, user_id, created FROM {PLAINTEXT_TABLE}")
         rows = cursor.fetchall()
     for key, user_id, created in rows:
-        token = AccessToken.objects.create(
+        token = AccessToken(
             digest=hash_token(key),
             token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH],
             user_id=user_id,
@@ -29,6 +29,7 @@ def hash_plaintext_tokens(apps, schema_editor):
             name="API token (from before hashed tokens)",
             scope="write",
         )
+        token.save(force_insert=True)
         AccessToken.objects.filter(pk=token.pk).update(created=created)
     schema_editor.execute(f"DROP TABLE {PLAINTEXT_TABLE}")
 
