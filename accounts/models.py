@@ -9,6 +9,7 @@ account either way, as on GitHub.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.conf import settings
@@ -142,3 +143,10 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.model_name}"
+
+    def detail_items(self) -> list[tuple[str, str]]:
+        """The details as the audit pages show them: text as is, the rest as JSON."""
+        return [
+            (key.replace("_", " "), value if isinstance(value, str) else json.dumps(value))
+            for key, value in self.detail.items()
+        ]

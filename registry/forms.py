@@ -9,6 +9,7 @@ class NewModelForm(forms.Form):
     """The fields a user picks for a new model; ``services.create_model``
     does the creating, so duplicates are reported from there."""
 
+    owner = forms.ChoiceField(required=False, help_text="You, or an organisation where you have the write role.")
     name = forms.CharField(
         max_length=100,
         validators=[model_name_validator],
@@ -19,5 +20,39 @@ class NewModelForm(forms.Form):
     public = forms.BooleanField(
         required=False,
         initial=Model._meta.get_field("public").default,
-        help_text="Anyone can see and load a public model. A private one is visible only to you and your API tokens.",
+        help_text="Anyone can see and load a public model. A private one only its owner, the owning organisation's "
+        "members, their tokens and the access links you mint.",
     )
+
+    def __init__(self, *args, owners: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].choices = [(name, name) for name in owners]
+
+
+LINK_LIFETIMES = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days")]
+
+
+class AccessLinkForm(forms.Form):
+    ref = forms.ChoiceField(label="Pinned to", help_text="A version, or an alias the link follows when it moves.")
+    ttl_seconds = forms.TypedChoiceField(choices=LINK_LIFETIMES, coerce=int, initial=86400, label="Expires after")
+    origins = forms.CharField(
+        required=False,
+        label="Allowed origins",
+        help_text="One per line (https://app.example.com); empty: any web page.",
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, refs: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ref"].choices = refs
+
+    def clean_origins(self) -> list[str]:
+        from urllib.parse import urlsplit
+
+        origins = []
+        for line in self.cleaned_data["origins"].split():
+            parts = urlsplit(line)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise forms.ValidationError(f"'{line}' is not an origin: use scheme://host[:port] only.")
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+        return origins

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from registry import web
 
@@ -14,5 +14,8 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("new/", web.create_model, name="model-create"),
+    path("", include("accounts.urls")),
     path("<str:owner>/<str:name>/", web.model_detail, name="model-detail"),
+    path("<str:owner>/<str:name>/links/", web.create_link, name="model-link-create"),
+    path("<str:owner>/<str:name>/links/<uuid:link_id>/revoke/", web.revoke_link, name="model-link-revoke"),
 ]

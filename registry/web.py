@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from registry import services
+from accounts.models import AuditEvent
+from registry import links, services
+from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import VersionSerializer, absolute_url, backend_rows, load_snippet
-from registry.forms import NewModelForm
+from registry.forms import AccessLinkForm, NewModelForm
 from registry.models import ALIAS_NAME_PATTERN, RESERVED_ALIASES, Model, Version, alias_name_validator
 
 ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(RESERVED_ALIASES))}."
@@ -23,10 +27,14 @@ def home(request):
 
 @login_required
 def create_model(request):
-    form = NewModelForm(request.POST or None)
+    owners = {account.username: account for account in writable_owners(request.user)}
+    initial = {"owner": request.GET.get("owner", request.user.username)}
+    form = NewModelForm(request.POST or None, owners=list(owners), initial=initial)
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
         try:
-            model = services.create_model(request.user, **form.cleaned_data)
+            owner = owners.get(fields.pop("owner") or request.user.username, request.user)
+            model = services.create_model(owner, **fields, actor=request.user)
         except services.RegistryError as exc:
             form.add_error("name", exc.message)
         else:
@@ -35,10 +43,20 @@ def create_model(request):
     return render(request, "registry/model_create.html", {"form": form})
 
 
-def model_detail(request, owner: str, name: str):
-    model = get_object_or_404(
-        Model.objects.visible_to(request.user).select_related("owner"), owner__username=owner, name=name
+def visible_model(request, owner: str, name: str) -> Model:
+    return get_object_or_404(
+        Model.objects.visible_to(request.user).select_related("owner__organization"), owner__username=owner, name=name
     )
+
+
+def link_refs(model: Model, ready: list[Version]) -> list[tuple[str, str]]:
+    aliases = [("latest", "latest (follows)")] if ready else []
+    aliases += [(alias, f"{alias} (follows)") for alias in model.aliases.values_list("name", flat=True)]
+    return aliases + [(str(version.number), f"version {version.number}") for version in ready]
+
+
+def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | None = None):
+    model = visible_model(request, owner, name)
     versions = list(model.versions.select_related("model__owner"))
     variants_of = VersionSerializer(context={"request": request}).get_variants
     for version in versions:
@@ -62,7 +80,8 @@ def model_detail(request, owner: str, name: str):
     ready = [version for version in versions if version.is_ready]
     latest = ready[0] if ready else None
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))
-    is_owner = model.owner_id == request.user.id
+    level = model_level(request.user, None, model)
+    can_write = level >= Level.WRITE
     context = {
         "model": model,
         "versions": versions,
@@ -74,16 +93,60 @@ def model_detail(request, owner: str, name: str):
         "latest": latest,
         "latest_url": latest_url,
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
-        "is_owner": is_owner,
+        "can_write": can_write,
+        "can_admin": level >= Level.ADMIN,
+        "is_organization": hasattr(model.owner, "organization"),
+        "link_form": link_form or (AccessLinkForm(refs=link_refs(model, ready)) if can_write else None),
+        "access_links": [
+            {"link": link, "url": absolute_url(request, links.url_path(link))}
+            for link in model.access_links.select_related("created_by")[:50]
+        ]
+        if can_write
+        else [],
+        "events": AuditEvent.objects.filter(model=model).select_related("actor", "owner")[:100]
+        if level >= Level.ADMIN
+        else [],
         # Variants exist only for ready versions; the owner can make them, others only see them.
         "show_variants_note": latest is not None
-        and (is_owner or any(version.variants for version in versions if version.is_ready)),
+        and (can_write or any(version.variants for version in versions if version.is_ready)),
         "input_formats": Version.InputFormat.choices,
         "input_format_labels": dict(Version.InputFormat.choices),
         "quantizations": Version.Quantization.values,
         "graph_variant": Version.GRAPH_VARIANT,
     }
     return render(request, "registry/model_detail.html", context)
+
+
+@login_required
+@require_POST
+def create_link(request, owner: str, name: str):
+    model = visible_model(request, owner, name)
+    if model_level(request.user, None, model) < Level.WRITE:
+        raise Http404("No such page.")
+    ready = list(model.versions.filter(status=Version.Status.READY))
+    form = AccessLinkForm(request.POST, refs=link_refs(model, ready))
+    if not form.is_valid():
+        return model_detail(request, owner, name, link_form=form)
+    data = form.cleaned_data
+    try:
+        link = links.mint(model, data["ref"], data["ttl_seconds"], data["origins"], request.user)
+    except services.RegistryError as exc:
+        messages.error(request, exc.message)
+    else:
+        until = f"{link.expires_at:%Y-%m-%d %H:%M} UTC"
+        messages.success(request, f"Minted an access link to {data['ref']}/model.json, valid until {until}.")
+    return redirect(reverse("model-detail", args=[owner, name]) + "#access-links")
+
+
+@login_required
+@require_POST
+def revoke_link(request, owner: str, name: str, link_id):
+    model = visible_model(request, owner, name)
+    if model_level(request.user, None, model) < Level.WRITE:
+        raise Http404("No such page.")
+    links.revoke(get_object_or_404(model.access_links, uid=link_id), request.user)
+    messages.success(request, "Revoked the access link. It stopped working at once.")
+    return redirect(reverse("model-detail", args=[owner, name]) + "#access-links")
 
 
 def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:

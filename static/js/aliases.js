@@ -15,7 +15,7 @@
   const table = document.getElementById("aliases-table");
   const versionsTable = document.getElementById("versions-table");
   const listError = section.querySelector("[data-aliases-error]");
-  const isOwner = "isOwner" in page.dataset;
+  const canWrite = "canWrite" in page.dataset;
   const form = document.getElementById("alias-form");
 
   const aliasUrl = (name) => `${aliasesUrl}${encodeURIComponent(name)}/`;
@@ -101,14 +101,14 @@
           { "data-label": "Updated" },
           alias.automatic ? h("span", { class: "muted" }, "follows the newest ready version") : timeTag(alias.updated_at),
         ),
-        isOwner ? actions(alias, log) : "",
+        canWrite ? actions(alias, log) : "",
       ),
       h(
         "tr",
         { class: "detail" },
         h(
           "td",
-          { colSpan: isOwner ? 4 : 3 },
+          { colSpan: canWrite ? 4 : 3 },
           snippetBlock(loadSnippet(versionFormat(alias.version), alias.model_url)),
           history(log, historyOpen),
         ),

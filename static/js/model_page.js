@@ -20,7 +20,7 @@
   const quantizations = JSON.parse(document.getElementById("quantizations").textContent);
   const GRAPH = "graph";
   const KERAS_FORMATS = ["keras-h5", "keras-v3"];
-  const isOwner = "isOwner" in page.dataset;
+  const canWrite = "canWrite" in page.dataset;
   const table = document.getElementById("versions-table");
   const emptyNote = page.querySelector("[data-versions-empty]");
   const pollError = page.querySelector("[data-poll-error]");
@@ -178,7 +178,7 @@
   }
 
   function variantsBlock(version) {
-    const choices = isOwner ? requestable(version) : [];
+    const choices = canWrite ? requestable(version) : [];
     if (!version.variants.length && !choices.length) return "";
     return h(
       "div",
@@ -314,7 +314,7 @@
   // Variants exist only for ready versions; the owner can make them, others only see them.
   function updateVariantsNote(versions) {
     const ready = versions.filter((version) => version.status === "ready");
-    variantsNote.hidden = !ready.some((version) => isOwner || version.variants.length);
+    variantsNote.hidden = !ready.some((version) => canWrite || version.variants.length);
   }
 
   function anyActive() {
