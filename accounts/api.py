@@ -90,6 +90,7 @@ class TokenList(GenericAPIView):
     def get_queryset(self):
         return AccessToken.objects.filter(user=self.request.user).select_related("organization__account")
 
+    @extend_schema(responses=TokenSerializer(many=True), operation_id="tokens_list")
     def get(self, request):
         """Your tokens (never their secrets)."""
         return Response(TokenSerializer(self.get_queryset(), many=True).data)
@@ -126,6 +127,7 @@ class TokenDetail(APIView):
     def get(self, request, token_id):
         return Response(TokenSerializer(self._token(request, token_id)).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, token_id):
         """Revoke a token: it stops working at once."""
         services.revoke_token(self._token(request, token_id), request.user, request_token(request))
@@ -189,6 +191,7 @@ class OrganizationList(GenericAPIView):
     permission_classes = [ManagesAccount]
     serializer_class = OrganizationSerializer
 
+    @extend_schema(responses=OrganizationSerializer(many=True), operation_id="orgs_list")
     def get(self, request):
         """The organisations you are a member of."""
         mine = Organization.objects.filter(memberships__user=request.user).select_related("account")
@@ -230,6 +233,7 @@ class MemberDetail(APIView):
         membership, created = services.set_member(organization, username, body.validated_data["role"], request.user)
         return Response(MemberSerializer(membership).data, status=201 if created else 200)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, org: str, username: str):
         """Remove a member (org admins; members may leave)."""
         organization = find_organization(org)

@@ -35,7 +35,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
                 continue
             if candidate.is_expired:
                 raise AuthenticationFailed(f"This token expired at {candidate.expiry:%Y-%m-%d %H:%M} UTC.")
-            if not candidate.user.is_active:
+            if not candidate.user.is_active or hasattr(candidate.user, "organization"):
                 raise AuthenticationFailed("This token's user is inactive.")
             now = timezone.now()
             if candidate.last_used_at is None or now - candidate.last_used_at > LAST_USED_RESOLUTION:

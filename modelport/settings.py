@@ -317,6 +317,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+AUTHENTICATION_BACKENDS = ["accounts.backends.PeopleOnlyBackend"]
+
 # API tokens are django-rest-knox tokens (accounts.AccessToken): stored as a
 # SHA-512 digest, shown once; "mp_" makes a leaked one easy to recognise.
 KNOX_TOKEN_MODEL = "accounts.AccessToken"

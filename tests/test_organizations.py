@@ -117,10 +117,17 @@ def test_organisation_names_cannot_collide_with_users_or_routes(owner_client, na
     assert response.json()["detail"].startswith(detail)
 
 
-def test_an_organisation_cannot_sign_in(client, acme):
+def test_an_organisation_cannot_sign_in_even_if_activated_with_a_password(client, acme):
     assert acme.account.is_active is False
     assert not acme.account.has_usable_password()
-    assert client.post("/login/", {"username": "acme", "password": ""}).status_code == 200  # the form again
+    acme.account.is_active = True
+    acme.account.set_password("acme-password-1")
+    acme.account.save()
+    response = client.post("/login/", {"username": "acme", "password": "acme-password-1"})
+    assert response.status_code == 200  # the form again, not a redirect
+    assert "_auth_user_id" not in client.session
+    client.force_login(acme.account)  # a session made some other way is not honoured either
+    assert client.get("/settings/tokens/").status_code == 302
 
 
 @pytest.mark.parametrize(("persona", "expected"), list(zip(PERSONAS, [201, 403, 403, 403, 401], strict=True)))

@@ -55,6 +55,7 @@ class AliasDetail(APIView):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
+    @extend_schema(responses={204: None})
     def delete(self, request, owner: str, name: str, alias: str):
         services.delete_alias(writable_model(request, owner, name), alias, request.user, request_token(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -77,6 +77,7 @@ class AccessLinkList(APIView):
 
 
 class AccessLinkDetail(APIView):
+    @extend_schema(responses={204: None})
     def delete(self, request, owner: str, name: str, link_id):
         """Revoke a link: it stops working at once."""
         model = writable_model(request, owner, name)
