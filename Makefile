@@ -6,9 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The CLI in a venv of its own, as users install it (pip install ./client): tests run it as a subprocess.
+CLIENT_VENV := .venv-client
+CLIENT_STAMP := $(CLIENT_VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve coverage
+.PHONY: install client run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve coverage
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -21,6 +24,16 @@ $(PY_STAMP): requirements.lock
 
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+client: $(CLIENT_STAMP)
+
+$(CLIENT_STAMP): client/requirements.lock client/pyproject.toml $(wildcard client/modelport_client/*.py)
+	test -x $(CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(CLIENT_VENV)/bin/python -m pip install --quiet --no-deps -r client/requirements.lock
+	$(CLIENT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall ./client
+	$(CLIENT_VENV)/bin/python -m pip check
 	touch $@
 
 chromium:
@@ -39,7 +52,7 @@ token: install
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --verbosity 0
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py apitoken $(or $(USER_NAME),$(USER),admin) | tail -1
 
-test: install chromium sandbox
+test: install client chromium sandbox
 	CELERY_QUEUE=modelport-test SECRET_KEY=$${SECRET_KEY:-test-only-secret} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -74,4 +87,4 @@ lock:
 	  /tmp/modelport-lock/bin/pip freeze --all --exclude-editable | grep -v "^pip=="; } > requirements.lock
 
 clean:
-	rm -rf $(VENV) node_modules var
+	rm -rf $(VENV) $(CLIENT_VENV) node_modules var
