@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from registry import cards
 from registry.models import Model, model_name_validator
 
 
@@ -56,3 +57,18 @@ class AccessLinkForm(forms.Form):
                 raise forms.ValidationError(f"'{line}' is not an origin: use scheme://host[:port] only.")
             origins.append(f"{parts.scheme}://{parts.netloc}")
         return origins
+
+
+class ModelCardForm(forms.Form):
+    readme = forms.CharField(
+        required=False, max_length=cards.MAX_README_CHARS, strip=False, label="Model card (Markdown)",
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "true"}),
+    )  # fmt: skip
+    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. image-classification, mobilenet")
+    license = forms.CharField(required=False, max_length=64, help_text="e.g. apache-2.0, mit, cc-by-4.0")
+
+    def clean_tags(self) -> list[str]:
+        try:
+            return cards.clean_tags([tag for tag in self.cleaned_data["tags"].split(",") if tag.strip()])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -50,6 +50,10 @@ class Model(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=100, validators=[model_name_validator])
     description = models.TextField(blank=True)
+    # The model card: Markdown, rendered sanitised (registry/cards.py).
+    readme = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    license = models.CharField(max_length=64, blank=True)
     public = models.BooleanField(default=True)
     # Web origins allowed to load this model's files; empty means any origin.
     allowed_origins = models.JSONField(default=list, blank=True)

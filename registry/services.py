@@ -63,13 +63,21 @@ def create_model(
     return model
 
 
+LONG_TEXT_FIELDS = ("readme", "description")
+
+
 def update_model(model: Model, changes: dict, actor, token=None) -> Model:
     before = {field: getattr(model, field) for field in changes}
     for field, value in changes.items():
         setattr(model, field, value)
     model.save()
     changed = {
-        field: {"from": before[field], "to": value} for field, value in changes.items() if before[field] != value
+        # Texts are logged by length: the log says a README changed, it does not keep every copy.
+        field: {"from_chars": len(before[field]), "to_chars": len(value)}
+        if field in LONG_TEXT_FIELDS
+        else {"from": before[field], "to": value}
+        for field, value in changes.items()
+        if before[field] != value
     }
     if changed:
         record(AuditEvent.Action.MODEL_UPDATED, model.owner, actor=actor, model=model, token=token, changed=changed)

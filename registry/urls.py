@@ -16,6 +16,7 @@ urlpatterns = [
     path("new/", web.create_model, name="model-create"),
     path("", include("accounts.urls")),
     path("<str:owner>/<str:name>/", web.model_detail, name="model-detail"),
+    path("<str:owner>/<str:name>/card/", web.edit_card, name="model-card-edit"),
     path("<str:owner>/<str:name>/links/", web.create_link, name="model-link-create"),
     path("<str:owner>/<str:name>/links/<uuid:link_id>/revoke/", web.revoke_link, name="model-link-revoke"),
 ]

@@ -5,24 +5,55 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import AuditEvent
-from registry import links, services
+from registry import cards, links, services
 from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import VersionSerializer, absolute_url, backend_rows, load_snippet
-from registry.forms import AccessLinkForm, NewModelForm
+from registry.forms import AccessLinkForm, ModelCardForm, NewModelForm
 from registry.models import ALIAS_NAME_PATTERN, RESERVED_ALIASES, Model, Version, alias_name_validator
+from registry.search import search
 
 ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(RESERVED_ALIASES))}."
 
 
 def home(request):
-    models = Model.objects.visible_to(request.user).select_related("owner").with_latest_number()
-    return render(request, "registry/home.html", {"models": models})
+    found = search(Model.objects.visible_to(request.user), request.GET).select_related("owner").with_latest_number()
+    page = Paginator(found, 24).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "models": page,
+        "page": page,
+        "query": query.urlencode(),
+        "q": request.GET.get("q", ""),
+        "tag": request.GET.get("tag", ""),
+        "format": request.GET.get("output_format", ""),
+        "ordering": request.GET.get("ordering", "recent"),
+        "formats": Version.OutputFormat.values,
+        "searching": any(request.GET.get(key) for key in ("q", "tag", "output_format")),
+    }
+    return render(request, "registry/home.html", context)
+
+
+@login_required
+@require_POST
+def edit_card(request, owner: str, name: str):
+    model = visible_model(request, owner, name)
+    if model_level(request.user, None, model) < Level.ADMIN:
+        raise Http404("No such page.")
+    form = ModelCardForm(request.POST)
+    if form.is_valid():
+        services.update_model(model, form.cleaned_data, request.user)
+        messages.success(request, "Saved the model card.")
+    else:
+        messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
+    return redirect(reverse("model-detail", args=[owner, name]) + "#model-card")
 
 
 @login_required
@@ -95,6 +126,12 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
         "can_write": can_write,
         "can_admin": level >= Level.ADMIN,
+        "readme_html": cards.render(model.readme) if model.readme else "",
+        "card_form": ModelCardForm(
+            initial={"readme": model.readme, "tags": ", ".join(model.tags), "license": model.license}
+        )
+        if level >= Level.ADMIN
+        else None,
         "is_organization": hasattr(model.owner, "organization"),
         "link_form": link_form or (AccessLinkForm(refs=link_refs(model, ready)) if can_write else None),
         "access_links": [

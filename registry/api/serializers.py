@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from converter.formats import BROWSER_BACKENDS
+from registry import cards
 from registry.models import Model, Version, model_name_validator
 
 
@@ -183,6 +184,13 @@ class ModelSerializer(serializers.ModelSerializer):
         child=serializers.URLField(), required=False,
         help_text="Origins (scheme://host[:port]) allowed to load the model's files; empty: any origin.",
     )  # fmt: skip
+    readme = serializers.CharField(
+        required=False, allow_blank=True, max_length=cards.MAX_README_CHARS, trim_whitespace=False,
+        help_text="The model card, in Markdown.",
+    )  # fmt: skip
+    readme_html = serializers.SerializerMethodField(help_text="The model card rendered and sanitised.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    license = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="e.g. apache-2.0")
 
     class Meta:
         model = Model
@@ -191,6 +199,10 @@ class ModelSerializer(serializers.ModelSerializer):
             "name",
             "full_name",
             "description",
+            "readme",
+            "readme_html",
+            "tags",
+            "license",
             "public",
             "allowed_origins",
             "latest_version",
@@ -198,7 +210,7 @@ class ModelSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["full_name", "latest_version", "latest_url", "created_at", "updated_at"]
+        read_only_fields = ["full_name", "readme_html", "latest_version", "latest_url", "created_at", "updated_at"]
 
     def validate_allowed_origins(self, origins: list[str]) -> list[str]:
         cleaned = []
@@ -208,6 +220,15 @@ class ModelSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError(f"'{origin}' is not an origin: use scheme://host[:port] only.")
             cleaned.append(f"{parts.scheme}://{parts.netloc}")
         return cleaned
+
+    def validate_tags(self, tags: list[str]) -> list[str]:
+        try:
+            return cards.clean_tags(tags)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def get_readme_html(self, model: Model) -> str:
+        return cards.render(model.readme) if model.readme else ""
 
     def get_latest_version(self, model: Model) -> int | None:
         if not hasattr(model, "latest_number"):  # not from a with_latest_number() queryset

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -21,6 +22,7 @@ from registry.api.serializers import (
     node_snippet,
 )
 from registry.models import Model, Version
+from registry.search import search
 
 NEEDED_ROLE = {Level.WRITE: "write", Level.ADMIN: "admin"}
 
@@ -64,15 +66,44 @@ def administered_model(request, owner: str, name: str) -> Model:
     return model_for(request, owner, name, Level.ADMIN)
 
 
+class OptionalPagination(PageNumberPagination):
+    """Pages only when asked (``?page=``), so the plain list stays what
+    existing clients read."""
+
+    page_size = 24
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if "page" not in request.query_params and "page_size" not in request.query_params:
+            return None
+        return super().paginate_queryset(queryset, request, view)
+
+
 class ModelList(generics.ListCreateAPIView):
     serializer_class = ModelSerializer
+    pagination_class = OptionalPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Words to find in name, description, tags or owner"),
+            OpenApiParameter("tag", str, description="Only models with this tag"),
+            OpenApiParameter(
+                "output_format",
+                str,
+                description="Only models with a ready version of this format (layers-model, graph-model)",
+            ),
+            OpenApiParameter("ordering", str, enum=["recent", "name"], description="recent (default) or name"),
+            OpenApiParameter("page", int, description="Ask for a page (then the answer has count/next/results)"),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        """Models you can see, searched and filtered."""
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        return (
-            Model.objects.visible_to(self.request.user, request_token(self.request))
-            .select_related("owner")
-            .with_latest_number()
-        )
+        models = Model.objects.visible_to(self.request.user, request_token(self.request))
+        return search(models, self.request.query_params).select_related("owner").with_latest_number()
 
     def perform_create(self, serializer):
         data = serializer.validated_data
