@@ -184,6 +184,8 @@ def organization_for(request, name: str, need: str) -> Organization:
     token = request_token(request)
     if token is not None and token.organization_id not in (None, organization.pk) and need != Role.READ:
         raise PermissionDenied(f"This token is limited to the organisation {token.organization.name}.")
+    if token is not None and token.limited_to_models and need != Role.READ:
+        raise PermissionDenied("This token is limited to some models; it cannot act for a whole organisation.")
     return organization
 
 

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "accounts",
     "registry",
     "conversions",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +319,16 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 AUTHENTICATION_BACKENDS = ["accounts.backends.PeopleOnlyBackend"]
+
+# Webhooks (webhooks/). Targets on non-public addresses are refused (SSRF):
+# "" none, "loopback" 127.0.0.0/8 and ::1 (the development default), "all".
+WEBHOOKS_ALLOW_PRIVATE = env("MODELPORT_WEBHOOKS_ALLOW_PRIVATE", "loopback" if DEBUG else "")
+if WEBHOOKS_ALLOW_PRIVATE not in ("", "loopback", "all"):
+    raise ImproperlyConfigured("MODELPORT_WEBHOOKS_ALLOW_PRIVATE must be empty, 'loopback' or 'all'.")
+WEBHOOK_TIMEOUT_SECONDS = envint("MODELPORT_WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_ATTEMPTS = envint("MODELPORT_WEBHOOK_MAX_ATTEMPTS", 6)
+# Retries wait base, 2×base, 4×base… seconds (10 s … 160 s with the defaults).
+WEBHOOK_RETRY_BASE_SECONDS = envint("MODELPORT_WEBHOOK_RETRY_BASE_SECONDS", 10)
 
 # API tokens are django-rest-knox tokens (accounts.AccessToken): stored as a
 # SHA-512 digest, shown once; "mp_" makes a leaked one easy to recognise.

@@ -13,6 +13,8 @@ from django.utils import timezone
 from converter import formats
 from registry import storage
 from registry.access import visible_filter
+from webhooks import services as webhooks
+from webhooks.models import Event
 
 # First path segments of Modelport's own pages: an owner (user or organisation)
 # with one of these names would have model pages that collide with them.
@@ -253,6 +255,7 @@ class Version(models.Model):
                 for quantization, variant in fresh.variants.items()
             }
             fresh.save()
+            webhooks.emit(Event.VERSION_FAILED, fresh.model, version=fresh)
         return True
 
     def mark_ready(self, attempt: int, result: dict, published, variants: dict, seconds: float) -> Version | None:
@@ -280,6 +283,7 @@ class Version(models.Model):
             fresh.variants = {**fresh.variants, **variants}
             fresh.save()
             fresh.record_blobs([published.blobs, *(v.get("blobs", []) for v in variants.values())])
+            webhooks.emit(Event.VERSION_READY, fresh.model, version=fresh)
         return fresh
 
     def release(self, attempt: int) -> bool:

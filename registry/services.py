@@ -20,6 +20,8 @@ from converter.errors import ConversionError
 from converter.formats import sniff
 from registry import storage
 from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, RetiredName, Version
+from webhooks import services as webhooks
+from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ def delete_model(model: Model, actor=None, token=None) -> None:
         record(
             AuditEvent.Action.MODEL_DELETED, model.owner, actor=actor, model=model, token=token, versions=last_number
         )
+        webhooks.model_deleted(model)
         model.delete()
 
     def remove_files() -> None:
@@ -231,6 +234,14 @@ def move_alias(model: Model, name: str, number: int, user, rollback: bool = Fals
         if previous != version:
             AliasMove.objects.create(
                 model=model, alias=name, from_version=previous, to_version=version, moved_by=user, rollback=rollback
+            )
+            webhooks.emit(
+                Event.ALIAS_MOVED,
+                model,
+                version=version,
+                alias=name,
+                rollback=rollback,
+                from_version=previous.number if previous else None,
             )
             record(
                 AuditEvent.Action.ALIAS_ROLLED_BACK if rollback else AuditEvent.Action.ALIAS_MOVED,

@@ -130,6 +130,9 @@ def celery_worker_process(backend, django_db_setup, django_db_blocker, tmp_path_
         "DATABASE_URL": url,
         "MODELPORT_CONVERSION_RECOVERY_INTERVAL": "3600",
         "MODELPORT_BROWSER_BACKENDS": "",  # checked in tests/test_browser_backends.py
+        # Webhook receivers in tests listen on loopback; retries come fast.
+        "MODELPORT_WEBHOOKS_ALLOW_PRIVATE": "loopback",
+        "MODELPORT_WEBHOOK_RETRY_BASE_SECONDS": "1",
         **backend.worker_env,
     }
     process = start_worker(env, log_path, django_settings.CELERY_TASK_DEFAULT_QUEUE, f"test-{backend.name}", purge=True)

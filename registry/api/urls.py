@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts import api as accounts
 from registry.api import aliases, links, views
+from webhooks import api as webhooks
 
 urlpatterns = [
     path("tokens/", accounts.TokenList.as_view(), name="api-tokens"),
@@ -43,3 +44,20 @@ urlpatterns = [
         name="api-alias-rollback",
     ),
 ]
+
+# Webhooks of a model and of an organisation share their views.
+for prefix, label in (("models/<str:owner>/<str:name>/", "model"), ("orgs/<str:org>/", "org")):
+    urlpatterns += [
+        path(f"{prefix}webhooks/", webhooks.WebhookList.as_view(), name=f"api-{label}-webhooks"),
+        path(f"{prefix}webhooks/<uuid:webhook_id>/", webhooks.WebhookDetail.as_view(), name=f"api-{label}-webhook"),
+        path(
+            f"{prefix}webhooks/<uuid:webhook_id>/deliveries/",
+            webhooks.DeliveryList.as_view(),
+            name=f"api-{label}-webhook-deliveries",
+        ),
+        path(
+            f"{prefix}webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/redeliver/",
+            webhooks.Redeliver.as_view(),
+            name=f"api-{label}-webhook-redeliver",
+        ),
+    ]
