@@ -17,6 +17,13 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("<str:owner>/<str:name>/", web.model_detail, name="model-detail"),
     path("<str:owner>/<str:name>/card/", web.edit_card, name="model-card-edit"),
+    path("<str:owner>/<str:name>/webhooks/", web.create_webhook, name="model-webhook-create"),
+    path("<str:owner>/<str:name>/webhooks/<uuid:webhook_id>/delete/", web.webhook_action, name="model-webhook-delete"),
+    path(
+        "<str:owner>/<str:name>/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/redeliver/",
+        web.webhook_action,
+        name="model-webhook-redeliver",
+    ),
     path("<str:owner>/<str:name>/links/", web.create_link, name="model-link-create"),
     path("<str:owner>/<str:name>/links/<uuid:link_id>/revoke/", web.revoke_link, name="model-link-revoke"),
 ]

@@ -18,6 +18,8 @@ from registry.api.serializers import VersionSerializer, absolute_url, backend_ro
 from registry.forms import AccessLinkForm, ModelCardForm, NewModelForm
 from registry.models import ALIAS_NAME_PATTERN, RESERVED_ALIASES, Model, Version, alias_name_validator
 from registry.search import search
+from webhooks import services as webhooks
+from webhooks.models import Event
 
 ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(RESERVED_ALIASES))}."
 
@@ -140,6 +142,9 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         ]
         if can_write
         else [],
+        "webhooks": model.webhooks.prefetch_related("deliveries") if level >= Level.ADMIN else [],
+        "webhook_events": Event.values,
+        "new_webhook_secret": request.session.pop(f"webhook-secret-{model.pk}", None),
         "events": AuditEvent.objects.filter(model=model).select_related("actor", "owner")[:100]
         if level >= Level.ADMIN
         else [],
@@ -184,6 +189,45 @@ def revoke_link(request, owner: str, name: str, link_id):
     links.revoke(get_object_or_404(model.access_links, uid=link_id), request.user)
     messages.success(request, "Revoked the access link. It stopped working at once.")
     return redirect(reverse("model-detail", args=[owner, name]) + "#access-links")
+
+
+def _administered(request, owner: str, name: str) -> Model:
+    model = visible_model(request, owner, name)
+    if model_level(request.user, None, model) < Level.ADMIN:
+        raise Http404("No such page.")
+    return model
+
+
+@login_required
+@require_POST
+def create_webhook(request, owner: str, name: str):
+    model = _administered(request, owner, name)
+    try:
+        hook = webhooks.create(
+            model.owner, request.POST.get("url", ""), request.POST.getlist("events"), request.user, model
+        )
+    except webhooks.WebhookError as exc:
+        messages.error(request, exc.message)
+    else:
+        # Shown once on the next page, like a token.
+        request.session[f"webhook-secret-{model.pk}"] = hook.secret
+        messages.success(request, f"Added a webhook to {hook.url}.")
+    return redirect(reverse("model-detail", args=[owner, name]) + "#webhooks")
+
+
+@login_required
+@require_POST
+def webhook_action(request, owner: str, name: str, webhook_id, delivery_id=None):
+    """Delete a webhook, or redeliver one of its deliveries."""
+    model = _administered(request, owner, name)
+    hook = get_object_or_404(model.webhooks, uid=webhook_id)
+    if delivery_id is not None:
+        webhooks.redeliver(get_object_or_404(hook.deliveries, uid=delivery_id))
+        messages.success(request, "Sending it again.")
+    else:
+        hook.delete()
+        messages.success(request, f"Removed the webhook to {hook.url}.")
+    return redirect(reverse("model-detail", args=[owner, name]) + "#webhooks")
 
 
 def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:

@@ -147,3 +147,28 @@ def test_a_model_hook_outlives_its_model_switched_off(clients, detector, receive
     hook = Webhook.objects.get()
     assert hook.active is False and hook.model is None and hook.model_name == "detector"
     assert hook.deliveries.get().event == "model.deleted"
+
+
+def test_admins_add_remove_and_redeliver_webhooks_on_the_model_page(client, people, detector, receiver, owner):
+    client.force_login(people["admin"])
+    page = client.post("/acme/detector/webhooks/", {"url": receiver.url, "events": ["alias.moved"]}, follow=True)
+    hook = Webhook.objects.get()
+    receiver.secret = hook.secret
+    assert hook.secret in page.content.decode()  # shown once
+    assert hook.secret not in client.get("/acme/detector/").content.decode()
+    services.move_alias(detector, "production", 2, owner)
+    delivery = Delivery.objects.get()
+    assert webhooks.deliver(delivery), delivery.error
+    assert "delivered" in client.get("/acme/detector/").content.decode()
+    client.post(f"/acme/detector/webhooks/{hook.uid}/deliveries/{delivery.uid}/redeliver/")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    client.post(f"/acme/detector/webhooks/{hook.uid}/delete/")
+    assert not Webhook.objects.exists()
+
+
+def test_writers_see_no_webhooks_and_cannot_add_them_from_the_page(client, people, detector, receiver):
+    client.force_login(people["writer"])
+    assert 'id="webhooks"' not in client.get("/acme/detector/").content.decode()
+    response = client.post("/acme/detector/webhooks/", {"url": receiver.url, "events": ["alias.moved"]})
+    assert response.status_code == 404 and not Webhook.objects.exists()

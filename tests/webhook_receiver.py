@@ -8,7 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 
 class Receiver:
@@ -25,7 +25,7 @@ class Receiver:
                 try:
                     payload = Webhook(receiver.secret).verify(body, headers)
                     verified = True
-                except WebhookVerificationError:
+                except (WebhookVerificationError, EmptyWebhookSecretError):
                     payload, verified = json.loads(body), False
                 failing = receiver.fail_next > 0
                 receiver.fail_next -= failing
