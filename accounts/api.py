@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import ROLE_RANK, AccessToken, AuditEvent, Membership, Organization, Role
 from accounts.permissions import ManagesAccount, request_token
-from registry.access import visible_filter
+from registry.access import reachable_filter
 from registry.models import Model
 
 
@@ -72,7 +72,9 @@ class TokenRequestSerializer(serializers.Serializer):
             data["organization"] = organization
         if "models" in data:
             found = {}
-            visible = Model.objects.filter(visible_filter(user, None)).select_related("owner")
+            # Only models the user owns or whose organisation they belong to: a token
+            # limited to someone else's public model would grant nothing and log into their audit.
+            visible = Model.objects.filter(reachable_filter(user)).select_related("owner")
             for full_name in data["models"]:
                 owner, name = full_name.split("/")
                 model = visible.filter(owner__username=owner, name=name).first()
@@ -158,7 +160,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
         return organization.role_of(self.context["request"].user)
 
     def get_members(self, organization: Organization) -> list[dict] | None:
-        """Members are listed to members only."""
+        """Members are listed to members only (and not through a token limited elsewhere)."""
+        token = request_token(self.context["request"])
+        if token is not None and (token.limited_to_models or token.organization_id not in (None, organization.pk)):
+            return None
         if self.get_your_role(organization) is None:
             return None
         return MemberSerializer(organization.memberships.select_related("user"), many=True).data
@@ -281,7 +286,7 @@ class OrganizationAudit(APIView):
 
 
 class AccountAudit(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ManagesAccount]
 
     @extend_schema(responses=AuditEventSerializer(many=True))
     def get(self, request):

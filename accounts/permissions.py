@@ -30,6 +30,8 @@ class ManagesAccount(permissions.BasePermission):
         if not request.user.is_authenticated:
             return False
         token = request_token(request)
-        if token is None or request.method in permissions.SAFE_METHODS:
+        if token is None:
             return True
-        return token.scope == AccessToken.Scope.WRITE and not token.is_restricted
+        if token.is_restricted:  # not even to read: the account's tokens, organisations and log are beyond its limits
+            return False
+        return token.scope == AccessToken.Scope.WRITE or request.method in permissions.SAFE_METHODS

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import AccessToken, AuditEvent, Membership, Organization, Role
+
+ORGANIZATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,38}\Z")
 
 
 class AccountsError(Exception):
@@ -36,6 +40,13 @@ def record(action: str, owner, actor=None, model=None, token: AccessToken | None
 def create_organization(name: str, creator, description: str = "") -> Organization:
     """A new organisation with ``creator`` as its first admin."""
     User = get_user_model()
+    if not ORGANIZATION_NAME.match(name):
+        raise AccountsError(
+            "Use 1-39 ASCII letters, digits, '.', '_' or '-' for an organisation's name, "
+            "starting with a letter or digit."
+        )
+    if User.objects.filter(username__iexact=name).exists():
+        raise AccountsError(f"The name '{name}' is taken by a user or organisation.", status=409)
     account = User(username=name, is_active=False)
     try:
         account.full_clean(exclude=["password"])
@@ -61,12 +72,15 @@ def set_member(organization: Organization, username: str, role: str, actor) -> t
     if user is None:
         raise AccountsError(f"There is no user named '{username}'.", status=404)
     with transaction.atomic():
-        current = organization.memberships.select_for_update().filter(user=user).first()
+        _lock(organization)
+        current = organization.memberships.filter(user=user).first()
         if current and current.role == Role.ADMIN and role != Role.ADMIN:
             _keep_an_admin(organization, user)
         membership, created = Membership.objects.update_or_create(
             organization=organization, user=user, defaults={"role": role}
         )
+        if role == Role.READ:
+            _withdraw(organization, user, tokens=False)
     record(
         AuditEvent.Action.MEMBER_SET,
         organization.account,
@@ -80,13 +94,33 @@ def set_member(organization: Organization, username: str, role: str, actor) -> t
 
 def remove_member(organization: Organization, username: str, actor) -> None:
     with transaction.atomic():
-        membership = organization.memberships.select_for_update().filter(user__username=username).first()
+        _lock(organization)
+        membership = organization.memberships.filter(user__username=username).first()
         if membership is None:
             raise AccountsError(f"'{username}' is not a member of {organization.name}.", status=404)
         if membership.role == Role.ADMIN:
             _keep_an_admin(organization, membership.user)
         membership.delete()
+        _withdraw(organization, membership.user, tokens=True)
     record(AuditEvent.Action.MEMBER_REMOVED, organization.account, actor=actor, member=username)
+
+
+def _lock(organization: Organization) -> None:
+    """Serialise membership changes of one organisation (so two admins
+    demoting each other cannot leave it with none)."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+
+
+def _withdraw(organization: Organization, user, tokens: bool) -> None:
+    """What a member loses with their write role: the access links they minted
+    on the organisation's models and, when they leave, their tokens for it."""
+    from registry.models import AccessLink
+
+    AccessLink.objects.filter(model__owner_id=organization.pk, created_by=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if tokens:
+        AccessToken.objects.filter(user=user, organization=organization).delete()
 
 
 def _keep_an_admin(organization: Organization, leaving) -> None:
@@ -104,7 +138,8 @@ def create_token(
     expires_in_days: int | None = None,
     actor_token: AccessToken | None = None,
 ) -> tuple[AccessToken, str]:
-    """A new token and its secret (shown once; only its hash is stored)."""
+    """A new token and its secret (shown once; only its hash is stored). A
+    token made with a token never outlives it."""
     expiry = timedelta(days=expires_in_days) if expires_in_days else None
     with transaction.atomic():
         token, key = AccessToken.objects.create(
@@ -117,15 +152,17 @@ def create_token(
         )
         if models:
             token.limited_models.set(models)
+        ceiling = actor_token.expiry if actor_token is not None else None
+        if ceiling is not None and (token.expiry is None or token.expiry > ceiling):
+            token.expiry = ceiling
+            token.save(update_fields=["expiry"])
     detail = {"token_name": name, "token_prefix": token.token_key, "scope": scope}
-    if models is not None:
-        detail["models"] = [model.full_name for model in models]
-    record(AuditEvent.Action.TOKEN_CREATED, user, actor=user, token=actor_token, **detail)
-    if organization is not None:
-        record(AuditEvent.Action.TOKEN_CREATED, organization.account, actor=user, token=actor_token, **detail)
-    for model in {model.owner_id: model for model in models or []}.values():
-        if model.owner_id != user.pk and (organization is None or model.owner_id != organization.pk):
-            record(AuditEvent.Action.TOKEN_CREATED, model.owner, actor=user, token=actor_token, **detail)
+    # Each account's log names only that account's models.
+    owners = {user.pk: user} | ({organization.pk: organization.account} if organization else {})
+    owners |= {model.owner_id: model.owner for model in models or []}
+    for owner in owners.values():
+        limits = {"models": [m.full_name for m in models if m.owner_id == owner.pk]} if models is not None else {}
+        record(AuditEvent.Action.TOKEN_CREATED, owner, actor=user, token=actor_token, **detail, **limits)
     return token, key
 
 

@@ -61,12 +61,17 @@ def model_level(user, token: AccessToken | None, model) -> Level:
     return level
 
 
+def reachable_filter(user) -> Q:
+    """Models ``user`` has a role on (their own and their organisations'), public or not."""
+    return Q(owner=user) | Q(owner__in=Membership.objects.filter(user=user).values("organization_id"))
+
+
 def visible_filter(user, token: AccessToken | None) -> Q:
     """Models ``user`` (through ``token``, if any) can read, as a filter."""
     public = Q(public=True)
     if user is None or not user.is_authenticated:
         return public
-    theirs = Q(owner=user) | Q(owner__in=Membership.objects.filter(user=user).values("organization_id"))
+    theirs = reachable_filter(user)
     if token is not None:
         if token.organization_id is not None:
             theirs &= Q(owner_id=token.organization_id)

@@ -32,7 +32,6 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from accounts.authentication import authenticate
@@ -46,8 +45,9 @@ def cache_control(model: Model, is_alias: bool, link: AccessLink | None = None) 
     never storable by shared caches (proxies, CDNs) for a private model, and
     through an access link, kept by the browser no longer than the link lives."""
     if link is not None:
-        remaining = max(int((link.expires_at - timezone.now()).total_seconds()), 0)
-        return "private, no-cache" if is_alias else f"private, max-age={min(remaining, 31536000)}"
+        # Revalidated on every use (a 304 is cheap), so a revoked or expired
+        # link stops working at once, even for files the browser has cached.
+        return "private, no-cache"
     scope = "public" if model.public else "private"
     return f"{scope}, no-cache" if is_alias else f"{scope}, max-age=31536000, immutable"
 
@@ -73,12 +73,16 @@ def visible_model(request, owner: str, name: str) -> tuple[Model, AccessLink | N
     """The model, if the request may read it, and the access link it came with."""
     link = links.find(request, owner, name)
     if link is not None:
-        return link.model, link
-    user, token = authenticate(request)
-    model = Model.objects.visible_to(user, token).filter(owner__username=owner, name=name).first()
-    if model is None:
-        raise Http404("No such model.")
-    return model, None
+        model = link.model
+    else:
+        user, token = authenticate(request)
+        model = Model.objects.visible_to(user, token).filter(owner__username=owner, name=name).first()
+        if model is None:
+            raise Http404("No such model.")
+    origin = request.headers.get("Origin")
+    if origin and not model.public and not model.allows_origin(origin):
+        raise links.LinkRefused(f"{model.full_name} may not be loaded by pages on {origin}.")
+    return model, link
 
 
 def resolve(request, owner: str, name: str, ref: str, part: str = "") -> tuple[Version, AccessLink | None]:
@@ -169,7 +173,8 @@ def serve_blob(request, owner: str, name: str, sha256: str):
     blob = model.blobs.filter(sha256=sha256).first()
     if blob is None:
         raise Http404("No such blob in this model.")
-    if settings.BLOB_DELIVERY == "redirect" and (redirect := _blob_redirect(model, blob)):
+    # Through a link, blobs come from here: a signed storage URL would outlive the link's revocation.
+    if settings.BLOB_DELIVERY == "redirect" and link is None and (redirect := _blob_redirect(model, blob)):
         return redirect
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Cache-Control": cache_control(model, False, link), "Accept-Ranges": "bytes"}

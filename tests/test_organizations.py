@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts import services as accounts
-from accounts.models import Membership
+from accounts.models import AccessToken, Membership
 from registry.models import AccessLink, Model
 from tests.org_fixtures import PERSONAS
 from tests.test_serving import SHA
@@ -108,7 +108,9 @@ def test_creating_an_organisation_makes_you_its_admin(owner_client):
     [
         ("alice", 409, "The name 'alice' is taken by a user or organisation."),
         ("api", 400, "'api' is reserved for Modelport's own pages; choose another name."),
-        ("bad name", 400, "Enter a valid username."),
+        ("bad name", 400, "Use 1-39 ASCII letters, digits, '.', '_' or '-' for an organisation's name"),
+        ("Alice", 409, "The name 'Alice' is taken by a user or organisation."),
+        ("ａｃｍｅ", 400, "Use 1-39 ASCII letters"),
     ],
 )
 def test_organisation_names_cannot_collide_with_users_or_routes(owner_client, name, status, detail):
@@ -183,3 +185,39 @@ def test_model_page_of_a_private_org_model_as_each_persona(client, people, detec
     if people[persona] is not None:
         client.force_login(people[persona])
     assert client.get("/acme/detector/").status_code == status
+
+
+def test_removing_or_demoting_a_writer_revokes_the_links_they_minted(clients, detector, people, anon_client):
+    from tests.tokens import api_token
+
+    links = "/api/v1/models/acme/detector/access-links/"
+    minted = clients["writer"].post(links, {"ref": "1", "ttl_seconds": 3600}, format="json").json()
+    url = minted["model_url"].removeprefix("http://testserver")
+    org_token = api_token(people["writer"], organization=acme_of(detector))
+    assert anon_client.get(url).status_code == 200
+    clients["admin"].put("/api/v1/orgs/acme/members/bob/", {"role": "read"}, format="json")
+    assert anon_client.get(url).json() == {"detail": "This access link was revoked."}
+    clients["admin"].delete("/api/v1/orgs/acme/members/bob/")
+    assert AccessToken.objects.filter(key_hint(org_token)).count() == 0
+
+
+def acme_of(model):
+    return model.owner.organization
+
+
+def key_hint(key: str):
+    from django.db.models import Q
+
+    return Q(token_key=key[:15])
+
+
+def test_a_private_models_cors_answer_says_nothing_about_it(anon_client, clients, detector):
+    detector.allowed_origins = ["https://app.example"]
+    detector.save()
+    for path in ("/m/acme/detector/1/model.json", "/m/acme/nothing/1/model.json"):
+        response = anon_client.get(path, HTTP_ORIGIN="https://evil.example")
+        assert response.status_code == 404
+        assert response["Access-Control-Allow-Origin"] == "https://evil.example", path
+    refused = clients["reader"].get("/m/acme/detector/1/model.json", HTTP_ORIGIN="https://evil.example")
+    assert refused.status_code == 403
+    assert clients["reader"].get("/m/acme/detector/1/model.json", HTTP_ORIGIN="https://app.example").status_code == 200

@@ -173,3 +173,34 @@ def test_plaintext_tokens_from_before_become_hashed_and_keep_working(owner, priv
     assert "authtoken_token" not in connection.introspection.table_names()
     assert old_key not in {t.digest for t in AccessToken.objects.all()}
     assert with_token(old_key).get("/api/v1/models/alice/secret/").status_code == 200
+
+
+def test_a_limited_token_reads_nothing_account_wide(owner, private_model, acme):
+    for limits in ({"models": ["alice/secret"]}, {"organization": "acme"}):
+        client = with_token(mint(session_client(owner), **limits)["token"])
+        for path in ("/api/v1/audit/", "/api/v1/tokens/", "/api/v1/orgs/"):
+            assert client.get(path).status_code == 403, (limits, path)
+
+
+def test_tokens_can_be_limited_to_your_own_and_your_organisations_models_only(owner, outsider):
+    services.create_model(outsider, "public-thing", public=True)
+    response = session_client(owner).post(
+        "/api/v1/tokens/", {"name": "x", "models": ["mallory/public-thing"]}, format="json"
+    )
+    assert response.json()["detail"] == "models: No model 'mallory/public-thing'."
+    assert not AuditEvent.objects.filter(owner=outsider, action="token.created").exists()
+
+
+def test_a_token_made_with_an_expiring_token_expires_no_later(owner):
+    parent = mint(session_client(owner), expires_in_days=1)
+    child = with_token(parent["token"]).post("/api/v1/tokens/", {"name": "forever"}, format="json").json()
+    assert child["expires_at"] is not None and child["expires_at"] <= parent["expires_at"]
+
+
+def test_rotate_revokes_tokens_carried_over_from_before(owner):
+    from registry.management.commands.apitoken import MIGRATED_TOKEN_NAME
+    from tests.tokens import api_token
+
+    old = api_token(owner, MIGRATED_TOKEN_NAME)
+    call_command("apitoken", "alice", "--rotate", stdout=io.StringIO())
+    assert with_token(old).get("/api/v1/models/").status_code == 401
