@@ -333,6 +333,10 @@ WEBHOOK_RETRY_BASE_SECONDS = envint("MODELPORT_WEBHOOK_RETRY_BASE_SECONDS", 10)
 # API tokens are django-rest-knox tokens (accounts.AccessToken): stored as a
 # SHA-512 digest, shown once; "mp_" makes a leaked one easy to recognise.
 KNOX_TOKEN_MODEL = "accounts.AccessToken"
+# knox's migrations would create its own token table even though the model is
+# swapped for ours (and that table's key to auth_user breaks TRUNCATE on
+# PostgreSQL); without them Django creates nothing for the swapped model.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {"TOKEN_PREFIX": "mp_", "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Modelport API",
