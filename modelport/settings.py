@@ -320,6 +320,9 @@ REST_FRAMEWORK = {
 }
 AUTHENTICATION_BACKENDS = ["accounts.backends.PeopleOnlyBackend"]
 
+# Download counts are summed in memory and written this often (registry/downloads.py).
+DOWNLOAD_FLUSH_SECONDS = envint("MODELPORT_DOWNLOAD_FLUSH_SECONDS", 5)
+
 # Webhooks (webhooks/). Targets on non-public addresses are refused (SSRF):
 # "" none, "loopback" 127.0.0.0/8 and ::1 (the development default), "all".
 WEBHOOKS_ALLOW_PRIVATE = env("MODELPORT_WEBHOOKS_ALLOW_PRIVATE", "loopback" if DEBUG else "")

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -42,6 +44,17 @@ class ModelQuerySet(models.QuerySet):
         read: their own and their organisations'. Private models of others are
         treated as nonexistent everywhere (404, never 403)."""
         return self.filter(visible_filter(user, token))
+
+    def with_downloads(self) -> ModelQuerySet:
+        """Annotate ``downloads_30d``: loads of any version's model.json in the last 30 days."""
+        since = timezone.now().date() - timedelta(days=29)
+        per_model = (
+            DownloadDay.objects.filter(version__model=OuterRef("pk"), day__gte=since)
+            .values("version__model")
+            .annotate(total=Sum("count"))
+            .values("total")
+        )
+        return self.annotate(downloads_30d=Coalesce(Subquery(per_model), 0))
 
     def with_latest_number(self) -> ModelQuerySet:
         """Annotate ``latest_number``: the newest ready version, in one query."""
@@ -441,3 +454,18 @@ class AccessLink(models.Model):
         if self.revoked_at is not None:
             return "revoked"
         return "expired" if self.is_expired else "active"
+
+
+class DownloadDay(models.Model):
+    """Loads of a version's model.json on one day (UTC), counted without
+    keeping who loaded it (registry/downloads.py)."""
+
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="download_days")
+    day = models.DateField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "day"], name="unique_download_day")]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.day}: {self.count}"

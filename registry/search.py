@@ -6,7 +6,11 @@ from django.db.models import Q, QuerySet
 
 from registry.models import Version
 
-ORDERINGS = {"recent": ["-updated_at", "pk"], "name": ["owner__username", "name"]}
+ORDERINGS = {
+    "recent": ["-updated_at", "pk"],
+    "name": ["owner__username", "name"],
+    "downloads": ["-downloads_30d", "-updated_at", "pk"],
+}
 
 
 def search(models: QuerySet, params) -> QuerySet:
@@ -25,4 +29,4 @@ def search(models: QuerySet, params) -> QuerySet:
     if output_format := params.get("output_format", "").strip():
         ready = Version.objects.filter(status=Version.Status.READY, output_format=output_format)
         models = models.filter(pk__in=ready.values("model_id"))
-    return models.order_by(*ORDERINGS.get(params.get("ordering", ""), ORDERINGS["recent"]))
+    return models.with_downloads().order_by(*ORDERINGS.get(params.get("ordering", ""), ORDERINGS["recent"]))

@@ -35,7 +35,7 @@ from django.http import (
 from django.views.decorators.http import require_safe
 
 from accounts.authentication import authenticate
-from registry import cuts, links, storage
+from registry import cuts, downloads, links, storage
 from registry.models import AccessLink, Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
@@ -136,6 +136,8 @@ def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool
         "X-Modelport-Version": str(version.number),
     }
     # The gzipped body is another representation, so it has its own ETag.
+    if request.method == "GET":
+        downloads.count(version.pk)
     matched = {f'"{sha256}"', f'"{sha256}-gz"'} & _if_none_match(request)
     if matched:
         return HttpResponseNotModified(headers={**headers, "ETag": matched.pop()})

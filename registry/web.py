@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import AuditEvent
-from registry import cards, links, services
+from registry import cards, downloads, links, services
 from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import VersionSerializer, absolute_url, backend_rows, load_snippet
 from registry.forms import AccessLinkForm, ModelCardForm, NewModelForm
@@ -26,6 +26,7 @@ ALIAS_NAME_HINT = f"{alias_name_validator.message} Reserved: {', '.join(sorted(R
 
 def home(request):
     found = search(Model.objects.visible_to(request.user), request.GET).select_related("owner").with_latest_number()
+    orderings = [("recent", "Recently updated"), ("downloads", "Downloads (30 days)"), ("name", "Name")]
     page = Paginator(found, 24).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -38,6 +39,7 @@ def home(request):
         "format": request.GET.get("output_format", ""),
         "ordering": request.GET.get("ordering", "recent"),
         "formats": Version.OutputFormat.values,
+        "orderings": orderings,
         "searching": any(request.GET.get(key) for key in ("q", "tag", "output_format")),
     }
     return render(request, "registry/home.html", context)
@@ -111,6 +113,9 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
             row["checked"] and row["checked"]["pending"] for row in version.variant_rows
         )
     ready = [version for version in versions if version.is_ready]
+    loads = downloads.totals([version.pk for version in versions])
+    for version in versions:
+        version.downloads_30d = loads.get(version.pk, 0)
     latest = ready[0] if ready else None
     latest_url = absolute_url(request, reverse("serve-file", args=[owner, name, "latest", "model.json"]))
     level = model_level(request.user, None, model)
@@ -128,6 +133,7 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
         "can_write": can_write,
         "can_admin": level >= Level.ADMIN,
+        "downloads_30d": sum(loads.values()),
         "readme_html": cards.render(model.readme) if model.readme else "",
         "card_form": ModelCardForm(
             initial={"readme": model.readme, "tags": ", ".join(model.tags), "license": model.license}

@@ -23,6 +23,17 @@ def no_browser_check(settings):
 
 
 @pytest.fixture(autouse=True)
+def download_counts_written_by_the_test(monkeypatch):
+    """No background writer in tests: a test that checks counts calls
+    downloads.flush() itself, and nothing is left to write after it."""
+    from registry import downloads
+
+    monkeypatch.setattr(downloads, "_flusher", object())
+    yield
+    downloads._pending.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Personas sign in with passwords; PBKDF2's 1M rounds would dominate the suite."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

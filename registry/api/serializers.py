@@ -10,7 +10,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from converter.formats import BROWSER_BACKENDS
-from registry import cards
+from registry import cards, downloads
 from registry.models import Model, Version, model_name_validator
 
 
@@ -69,6 +69,7 @@ class VersionSerializer(serializers.ModelSerializer):
     snippet = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
     size = serializers.IntegerField(read_only=True, help_text="Bytes of weights a browser downloads.")
+    downloads_30d = serializers.SerializerMethodField(help_text="Loads of this version's model.json, last 30 days.")
     backends = serializers.SerializerMethodField(
         help_text="Per TF.js backend (cpu in Node; wasm and webgl in headless Chromium): status (passed, failed, "
         "error, skipped, pending), parity figures and, in Chromium, load_ms and first_predict_ms."
@@ -80,9 +81,15 @@ class VersionSerializer(serializers.ModelSerializer):
             "number", "status", "error", "failure", "format", "graph_reason", "input_format", "signature",
             "converter_version",
             "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
-            "conversion_seconds", "attempts", "parity", "backends", "variants",
+            "conversion_seconds", "attempts", "parity", "backends", "variants", "downloads_30d",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_downloads_30d(self, version: Version) -> int:
+        known = self.context.get("downloads")  # for a list: one query for all its versions
+        if known is None:
+            known = downloads.totals([version.pk])
+        return known.get(version.pk, 0)
 
     def get_backends(self, version: Version) -> list[dict]:
         return backend_rows(version)
@@ -180,6 +187,7 @@ class ModelSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
     latest_version = serializers.SerializerMethodField()
     latest_url = serializers.SerializerMethodField()
+    downloads_30d = serializers.SerializerMethodField(help_text="Loads of any version's model.json, last 30 days.")
     allowed_origins = serializers.ListField(
         child=serializers.URLField(), required=False,
         help_text="Origins (scheme://host[:port]) allowed to load the model's files; empty: any origin.",
@@ -207,10 +215,19 @@ class ModelSerializer(serializers.ModelSerializer):
             "allowed_origins",
             "latest_version",
             "latest_url",
+            "downloads_30d",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["full_name", "readme_html", "latest_version", "latest_url", "created_at", "updated_at"]
+        read_only_fields = [
+            "full_name",
+            "readme_html",
+            "downloads_30d",
+            "latest_version",
+            "latest_url",
+            "created_at",
+            "updated_at",
+        ]
 
     def validate_allowed_origins(self, origins: list[str]) -> list[str]:
         cleaned = []
@@ -229,6 +246,11 @@ class ModelSerializer(serializers.ModelSerializer):
 
     def get_readme_html(self, model: Model) -> str:
         return cards.render(model.readme) if model.readme else ""
+
+    def get_downloads_30d(self, model: Model) -> int:
+        if hasattr(model, "downloads_30d"):  # from a with_downloads() queryset
+            return model.downloads_30d
+        return sum(downloads.totals(list(model.versions.values_list("pk", flat=True))).values())
 
     def get_latest_version(self, model: Model) -> int | None:
         if not hasattr(model, "latest_number"):  # not from a with_latest_number() queryset

@@ -9,7 +9,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import request_token
-from registry import services
+from registry import downloads, services
 from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import (
     LayerSerializer,
@@ -93,7 +93,9 @@ class ModelList(generics.ListCreateAPIView):
                 str,
                 description="Only models with a ready version of this format (layers-model, graph-model)",
             ),
-            OpenApiParameter("ordering", str, enum=["recent", "name"], description="recent (default) or name"),
+            OpenApiParameter(
+                "ordering", str, enum=["recent", "downloads", "name"], description="recent (default), downloads, name"
+            ),
             OpenApiParameter("page", int, description="Ask for a page (then the answer has count/next/results)"),
         ]
     )
@@ -149,6 +151,11 @@ class VersionList(generics.ListAPIView):
     def get_queryset(self):
         model = visible_model(self.request, self.kwargs["owner"], self.kwargs["name"])
         return model.versions.select_related("model__owner")
+
+    def list(self, request, *args, **kwargs):
+        versions = list(self.get_queryset())
+        context = {**self.get_serializer_context(), "downloads": downloads.totals([v.pk for v in versions])}
+        return Response(VersionSerializer(versions, many=True, context=context).data)
 
     @extend_schema(request=VersionUploadSerializer, responses={202: VersionSerializer})
     def post(self, request, owner: str, name: str):
