@@ -11,17 +11,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AccessToken, AuditEvent, Membership, Organization, Role
+from registry.errors import Refused
 
 ORGANIZATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,38}\Z")
 
 
-class AccountsError(Exception):
-    """A request refused; ``status`` is the HTTP status to use."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class AccountsError(Refused):
+    """A request about organisations, members or tokens, refused."""
 
 
 def record(action: str, owner, actor=None, model=None, token: AccessToken | None = None, **detail) -> AuditEvent:

@@ -8,6 +8,18 @@ from django.views import defaults
 MACHINE_PREFIXES = ("/api/", "/m/")
 
 
+class Refused(Exception):
+    """A request refused in words; ``status`` is the HTTP status to answer
+    with. The API's exception handler answers every subclass the same way."""
+
+    default_status = 400
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status or self.default_status
+
+
 def not_found(request, exception=None):
     if request.path.startswith(MACHINE_PREFIXES):
         message = (

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import record
+from registry.errors import Refused
 from registry.models import AccessLink, Model, Version
 from registry.services import RegistryError
 
@@ -29,13 +30,10 @@ MAX_TTL_SECONDS = 366 * 24 * 3600
 _signer = signing.Signer(salt="modelport.access-link")
 
 
-class LinkRefused(Exception):
-    """A link that does not open what was asked; ``status`` is the HTTP status."""
+class LinkRefused(Refused):
+    """A link that does not open what was asked."""
 
-    def __init__(self, message: str, status: int = 403):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+    default_status = 403
 
 
 def mint(model: Model, ref: str, ttl_seconds: int, origins: list[str], actor, token=None) -> AccessLink:

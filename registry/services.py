@@ -19,6 +19,7 @@ from conversions import queue
 from converter.errors import ConversionError
 from converter.formats import sniff
 from registry import storage
+from registry.errors import Refused
 from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, RetiredName, Version
 from webhooks import services as webhooks
 from webhooks.models import Event
@@ -26,13 +27,8 @@ from webhooks.models import Event
 logger = logging.getLogger(__name__)
 
 
-class RegistryError(Exception):
-    """A request the registry refuses; ``status`` is the HTTP status to use."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class RegistryError(Refused):
+    """A request the registry refuses."""
 
 
 def create_model(

@@ -87,10 +87,7 @@ class WebhookList(GenericAPIView):
         body = WebhookRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        try:
-            hook = services.create(owner, data["url"], data["events"], request.user, model, data.get("secret", ""))
-        except services.WebhookError as exc:
-            return Response({"detail": exc.message}, status=exc.status)
+        hook = services.create(owner, data["url"], data["events"], request.user, model, data.get("secret", ""))
         return Response(NewWebhookSerializer(hook).data, status=status.HTTP_201_CREATED)
 
 

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone as django_timezone
 from standardwebhooks.webhooks import Webhook as Signer
 
+from registry.errors import Refused
 from webhooks import targets
 from webhooks.models import Delivery, Event, Webhook
 
@@ -31,11 +32,8 @@ DELIVER_TASK = "webhooks.tasks.deliver"
 RESPONSE_KEPT_CHARS = 2000
 
 
-class WebhookError(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class WebhookError(Refused):
+    """A webhook that cannot be made as asked."""
 
 
 def new_secret() -> str:

@@ -6,8 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts.services import AccountsError
-from registry.services import RegistryError
+from registry.errors import Refused
 from registry.storage import StorageError
 
 
@@ -29,7 +28,7 @@ def _flatten(detail, prefix: str = "") -> list[str]:
 def exception_handler(exc, context):
     """Every API error is JSON with a readable ``detail`` string; field
     errors are kept under ``errors`` for programs."""
-    if isinstance(exc, (RegistryError, AccountsError)):
+    if isinstance(exc, Refused):
         return Response({"detail": exc.message}, status=exc.status)
     if isinstance(exc, StorageError):
         return Response(
