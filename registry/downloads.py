@@ -14,16 +14,16 @@ import atexit
 import logging
 import threading
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-logger = logging.getLogger(__name__)
+from registry.models import DownloadDay
 
-WINDOW_DAYS = 30
+logger = logging.getLogger(__name__)
 
 _pending: Counter[tuple[int, date]] = Counter()
 _lock = threading.Lock()
@@ -41,8 +41,6 @@ def count(version_id: int) -> None:
 
 def flush() -> int:
     """Write the counts gathered so far; returns how many loads were written."""
-    from registry.models import DownloadDay
-
     with _lock:
         batch = dict(_pending)
         _pending.clear()
@@ -78,8 +76,7 @@ def _flush_at_exit() -> None:
 
 def totals(version_ids: list[int]) -> dict[int, int]:
     """Loads in the last 30 days, per version."""
-    from registry.models import DownloadDay
-
-    since = timezone.now().date() - timedelta(days=WINDOW_DAYS - 1)
-    rows = DownloadDay.objects.filter(version_id__in=version_ids, day__gte=since).values("version_id")
+    rows = DownloadDay.objects.filter(version_id__in=version_ids, day__gte=DownloadDay.window_start()).values(
+        "version_id"
+    )
     return {row["version_id"]: row["n"] for row in rows.annotate(n=Sum("count"))}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from registry import cards
-from registry.models import Model, model_name_validator
+from registry.models import Model, clean_origins, model_name_validator
 
 
 class NewModelForm(forms.Form):
@@ -48,15 +48,7 @@ class AccessLinkForm(forms.Form):
         self.fields["ref"].choices = refs
 
     def clean_origins(self) -> list[str]:
-        from urllib.parse import urlsplit
-
-        origins = []
-        for line in self.cleaned_data["origins"].split():
-            parts = urlsplit(line)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-                raise forms.ValidationError(f"'{line}' is not an origin: use scheme://host[:port] only.")
-            origins.append(f"{parts.scheme}://{parts.netloc}")
-        return origins
+        return clean_origins(self.cleaned_data["origins"].split())
 
 
 class ModelCardForm(forms.Form):

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,6 +31,24 @@ def reserved_owner_validator(value: str) -> None:
         raise ValidationError(f"'{value}' is reserved for Modelport's own pages; choose another name.")
 
 
+def clean_origins(origins) -> list[str]:
+    """Each origin as ``scheme://host[:port]``, for CORS lists and access
+    links; anything with a path, query or fragment is refused in words."""
+    cleaned = []
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValidationError(f"'{origin}' is not an origin: use scheme://host[:port] only.")
+        cleaned.append(f"{parts.scheme}://{parts.netloc}")
+    return cleaned
+
+
 # \Z, not $: "$" also matches before a trailing newline.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 model_name_validator = RegexValidator(
@@ -47,9 +66,8 @@ class ModelQuerySet(models.QuerySet):
 
     def with_downloads(self) -> ModelQuerySet:
         """Annotate ``downloads_30d``: loads of any version's model.json in the last 30 days."""
-        since = timezone.now().date() - timedelta(days=29)
         per_model = (
-            DownloadDay.objects.filter(version__model=OuterRef("pk"), day__gte=since)
+            DownloadDay.objects.filter(version__model=OuterRef("pk"), day__gte=DownloadDay.window_start())
             .values("version__model")
             .annotate(total=Sum("count"))
             .values("total")
@@ -467,5 +485,12 @@ class DownloadDay(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "day"], name="unique_download_day")]
 
+    WINDOW_DAYS = 30
+
     def __str__(self) -> str:
         return f"{self.version} {self.day}: {self.count}"
+
+    @classmethod
+    def window_start(cls) -> date:
+        """The first day counted in "the last 30 days" (today included)."""
+        return timezone.now().date() - timedelta(days=cls.WINDOW_DAYS - 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -16,17 +14,7 @@ from accounts.permissions import request_token
 from registry import links
 from registry.api.serializers import absolute_url
 from registry.api.views import administered_model, writable_model
-from registry.models import AccessLink
-
-
-def clean_origins(origins: list[str]) -> list[str]:
-    cleaned = []
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.path not in ("", "/") or parts.query or parts.fragment or not parts.netloc:
-            raise serializers.ValidationError(f"'{origin}' is not an origin: use scheme://host[:port] only.")
-        cleaned.append(f"{parts.scheme}://{parts.netloc}")
-    return cleaned
+from registry.models import AccessLink, clean_origins
 
 
 class AccessLinkRequestSerializer(serializers.Serializer):

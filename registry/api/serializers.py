@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import reverse
@@ -11,7 +10,7 @@ from rest_framework import serializers
 
 from converter.formats import BROWSER_BACKENDS
 from registry import cards, downloads
-from registry.models import Model, Version, model_name_validator
+from registry.models import Model, Version, clean_origins, model_name_validator
 
 
 def absolute_url(request, path: str) -> str:
@@ -230,13 +229,7 @@ class ModelSerializer(serializers.ModelSerializer):
         ]
 
     def validate_allowed_origins(self, origins: list[str]) -> list[str]:
-        cleaned = []
-        for origin in origins:
-            parts = urlsplit(origin)
-            if parts.path not in ("", "/") or parts.query or parts.fragment:
-                raise serializers.ValidationError(f"'{origin}' is not an origin: use scheme://host[:port] only.")
-            cleaned.append(f"{parts.scheme}://{parts.netloc}")
-        return cleaned
+        return clean_origins(origins)
 
     def validate_tags(self, tags: list[str]) -> list[str]:
         try:
