@@ -14,7 +14,7 @@ revalidated (no-cache + strong ETag, 304 on If-None-Match).
 
 Private models are read with a session, ``Authorization: Token`` or an
 access link (``?access=…``, registry/links.py), which opens its model.json
-and the weights it lists only, and is cached no longer than it lives.
+and the weights it lists only, revalidated on every use.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from registry.storage import IMMUTABLE_CACHE_CONTROL
 def cache_control(model: Model, is_alias: bool, link: AccessLink | None = None) -> str:
     """Immutable for numbered versions and blobs, revalidated for aliases;
     never storable by shared caches (proxies, CDNs) for a private model, and
-    through an access link, kept by the browser no longer than the link lives."""
+    through an access link, revalidated on every use."""
     if link is not None:
         # Revalidated on every use (a 304 is cheap), so a revoked or expired
         # link stops working at once, even for files the browser has cached.

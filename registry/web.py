@@ -48,16 +48,14 @@ def home(request):
 @login_required
 @require_POST
 def edit_card(request, owner: str, name: str):
-    model = visible_model(request, owner, name)
-    if model_level(request.user, None, model) < Level.ADMIN:
-        raise Http404("No such page.")
+    model = model_at_level(request, owner, name, Level.ADMIN)
     form = ModelCardForm(request.POST)
     if form.is_valid():
         services.update_model(model, form.cleaned_data, request.user)
         messages.success(request, "Saved the model card.")
     else:
         messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
-    return redirect(reverse("model-detail", args=[owner, name]) + "#model-card")
+    return back_to(owner, name, "model-card")
 
 
 @login_required
@@ -82,6 +80,19 @@ def visible_model(request, owner: str, name: str) -> Model:
     return get_object_or_404(
         Model.objects.visible_to(request.user).select_related("owner__organization"), owner__username=owner, name=name
     )
+
+
+def model_at_level(request, owner: str, name: str, level: Level) -> Model:
+    """The model, for a page action that needs ``level`` on it; a 404 otherwise,
+    like a model the user cannot see."""
+    model = visible_model(request, owner, name)
+    if model_level(request.user, None, model) < level:
+        raise Http404("No such page.")
+    return model
+
+
+def back_to(owner: str, name: str, section: str):
+    return redirect(reverse("model-detail", args=[owner, name]) + f"#{section}")
 
 
 def link_refs(model: Model, ready: list[Version]) -> list[tuple[str, str]]:
@@ -168,9 +179,7 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
 @login_required
 @require_POST
 def create_link(request, owner: str, name: str):
-    model = visible_model(request, owner, name)
-    if model_level(request.user, None, model) < Level.WRITE:
-        raise Http404("No such page.")
+    model = model_at_level(request, owner, name, Level.WRITE)
     ready = list(model.versions.filter(status=Version.Status.READY))
     form = AccessLinkForm(request.POST, refs=link_refs(model, ready))
     if not form.is_valid():
@@ -183,31 +192,22 @@ def create_link(request, owner: str, name: str):
     else:
         until = f"{link.expires_at:%Y-%m-%d %H:%M} UTC"
         messages.success(request, f"Minted an access link to {data['ref']}/model.json, valid until {until}.")
-    return redirect(reverse("model-detail", args=[owner, name]) + "#access-links")
+    return back_to(owner, name, "access-links")
 
 
 @login_required
 @require_POST
 def revoke_link(request, owner: str, name: str, link_id):
-    model = visible_model(request, owner, name)
-    if model_level(request.user, None, model) < Level.WRITE:
-        raise Http404("No such page.")
+    model = model_at_level(request, owner, name, Level.WRITE)
     links.revoke(get_object_or_404(model.access_links, uid=link_id), request.user)
     messages.success(request, "Revoked the access link. It stopped working at once.")
-    return redirect(reverse("model-detail", args=[owner, name]) + "#access-links")
-
-
-def _administered(request, owner: str, name: str) -> Model:
-    model = visible_model(request, owner, name)
-    if model_level(request.user, None, model) < Level.ADMIN:
-        raise Http404("No such page.")
-    return model
+    return back_to(owner, name, "access-links")
 
 
 @login_required
 @require_POST
 def create_webhook(request, owner: str, name: str):
-    model = _administered(request, owner, name)
+    model = model_at_level(request, owner, name, Level.ADMIN)
     try:
         hook = webhooks.create(
             model.owner, request.POST.get("url", ""), request.POST.getlist("events"), request.user, model
@@ -218,14 +218,14 @@ def create_webhook(request, owner: str, name: str):
         # Shown once on the next page, like a token.
         request.session[f"webhook-secret-{model.pk}"] = hook.secret
         messages.success(request, f"Added a webhook to {hook.url}.")
-    return redirect(reverse("model-detail", args=[owner, name]) + "#webhooks")
+    return back_to(owner, name, "webhooks")
 
 
 @login_required
 @require_POST
 def webhook_action(request, owner: str, name: str, webhook_id, delivery_id=None):
     """Delete a webhook, or redeliver one of its deliveries."""
-    model = _administered(request, owner, name)
+    model = model_at_level(request, owner, name, Level.ADMIN)
     hook = get_object_or_404(model.webhooks, uid=webhook_id)
     if delivery_id is not None:
         webhooks.redeliver(get_object_or_404(hook.deliveries, uid=delivery_id))
@@ -233,7 +233,7 @@ def webhook_action(request, owner: str, name: str, webhook_id, delivery_id=None)
     else:
         hook.delete()
         messages.success(request, f"Removed the webhook to {hook.url}.")
-    return redirect(reverse("model-detail", args=[owner, name]) + "#webhooks")
+    return back_to(owner, name, "webhooks")
 
 
 def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:
