@@ -1,7 +1,7 @@
 # Production image for the web server and the conversion workers.
 FROM node:20-bookworm-slim AS node
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm

@@ -21,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 
 from conversions.sandbox import open_inside
-from converter import modeljson
+from converter import companions, modeljson
 from converter.errors import ConversionError
 from converter.formats import GRAPH_MODEL
 from registry import storage
@@ -96,6 +96,7 @@ def store(job_dir: Path, output: str, output_format: str, model_json_key: str, d
         up = "../" * depth
         for group in document["weightsManifest"]:
             group["paths"] = [f"{up}blobs/{sha_by_path[path]}" for path in group["paths"]]
+        modeljson.add_integrity(document)
         for item in files:
             key = storage.blob_key(item.sha256)
             if not storage.blob_matches(key, item.size, item.sha256):
@@ -103,3 +104,35 @@ def store(job_dir: Path, output: str, output_format: str, model_json_key: str, d
     body = json.dumps(document, separators=(",", ":")).encode()
     storage.put_blob(model_json_key, io.BytesIO(body))
     return Published(model_json_key, hashlib.sha256(body).hexdigest(), [item.as_blob() for item in files])
+
+
+def store_companions(job_dir: Path, names: list[str], prefix: str) -> list[dict]:
+    """Publish the companion files the sandbox checked, at ``prefix/files/``:
+    names and sizes checked again here, bytes stored as read (once, without
+    following links), the content type decided by the name, never by the
+    sandbox."""
+    stored, total = [], 0
+    for name in names:
+        if refusal := companions.name_refusal(name):
+            raise ConversionError(f"Companion files: {refusal}")
+        handle = open_inside(job_dir, f"{companions.OUTPUT_DIR}/{name}")
+        if handle is None:
+            raise ConversionError(f"The converter did not write the companion file {name}.")
+        with handle:
+            data = handle.read(companions.MAX_BYTES + 1)
+        total += len(data)
+        if len(data) > companions.MAX_BYTES or total > companions.MAX_TOTAL_BYTES:
+            raise ConversionError("The companion files are larger than allowed.")
+        companions.check_content(name, data)
+        key = f"{prefix}/files/{name}"
+        storage.put_blob(key, io.BytesIO(data))
+        stored.append(
+            {
+                "name": name,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "content_type": companions.content_type(name),
+                "key": key,
+            }
+        )
+    return stored

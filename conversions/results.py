@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from converter import companions
 from converter.errors import ConversionError
 from converter.formats import INPUT_FORMATS, OUTPUT_FORMATS, VARIANTS
 
@@ -37,7 +38,32 @@ def checked_result(result: dict) -> dict:
         "parity": figures,
         "variants": clean_variants(result.get("variants")),
         "layers": clean_layers(result.get("layers")),
+        "companions": clean_companions(result.get("companions")),
+        "skipped_files": clean_skipped(result.get("skipped_files")),
     }
+
+
+def clean_companions(names) -> list[str]:
+    """Companion names the child reports; any it may not report fail the upload."""
+    if names is None:
+        return []
+    if (
+        not isinstance(names, list)
+        or len(names) > companions.MAX_COUNT
+        or not all(isinstance(name, str) and not companions.name_refusal(name) for name in names)
+    ):
+        raise ConversionError("The converter reported companion files a model cannot have.")
+    return sorted(set(names))
+
+
+def clean_skipped(files) -> list[dict]:
+    if not isinstance(files, list):
+        return []
+    return [
+        {"name": str(item.get("name", ""))[:120], "reason": str(item.get("reason", ""))[:300]}
+        for item in files[:100]
+        if isinstance(item, dict)
+    ]
 
 
 def _shape(value):

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from conversions import queue, sandbox
-from conversions.publish import store
+from conversions.publish import store, store_companions
 from conversions.results import checked_result, clean_backends
 from conversions.sandbox import SandboxLimits, SandboxUnavailable
 from converter.errors import ConversionError, SystemFailure
@@ -158,6 +158,7 @@ def convert(version_id: int) -> None:
                 _require_browsers(backends)
             prefix = f"artifacts/{version.uid}/{attempt}"
             published = store(job_dir, "output", result["output_format"], f"{prefix}/model.json", depth=1)
+            result["companions"] = store_companions(job_dir, result["companions"], prefix)
             outcomes = _store_variants(result, job_dir, prefix)
             lease.check()
             ready = version.mark_ready(attempt, result, published, outcomes, time.monotonic() - started)
@@ -310,7 +311,11 @@ def _run_sandbox(version: Version, job_dir: Path, variants: list[str], limits: S
     """Hand the upload to the sandbox as opaque bytes and run the converter."""
     with (job_dir / "upload").open("wb") as handle:
         storage.download_blob(version.upload_key, handle)
+    if version.companions_upload_key:
+        with (job_dir / "companions-upload").open("wb") as handle:
+            storage.download_blob(version.companions_upload_key, handle)
     request = {
+        "companions_archive": bool(version.companions_upload_key),
         "format": version.requested_format,
         "shard_bytes": settings.WEIGHT_SHARD_BYTES,
         "atol": settings.PARITY_ATOL,

@@ -6,6 +6,7 @@ Pure Python, no TensorFlow: the worker imports it too.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -72,6 +73,20 @@ def parse(raw: bytes, flat: bool) -> dict:
     if len(seen) > MAX_WEIGHT_FILES:
         raise ConversionError(f"model.json names more than {MAX_WEIGHT_FILES} weight files.")
     return document
+
+
+def sri(sha256_hex: str) -> str:
+    """The Subresource Integrity value (``sha256-<base64>``) of a sha256 hex digest."""
+    return "sha256-" + base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def add_integrity(document: dict) -> None:
+    """Publish each weight file's integrity in model.json, keyed by the path
+    as written, so a browser can check what it fetched (static/js/verify.mjs).
+    The paths are content-addressed (``…/blobs/<sha256>``); tfjs ignores the key."""
+    document["integrity"] = {
+        path: sri(path.rsplit("/", 1)[-1]) for group in document["weightsManifest"] for path in group["paths"]
+    }
 
 
 def _safe(name: str, flat: bool) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from converter import (
     archive,
     browsers,
+    companions,
     formats,
     hdf5,
     keras2,
@@ -72,6 +73,22 @@ def open_upload(workdir: Path, requested: str, facts: dict) -> tuple[str, Path]:
     return input_format, source
 
 
+def gather_companions(request: dict, workdir: Path, input_format: str, source: Path) -> dict:
+    """The companion files beside the model and those sent with it, checked
+    and copied out for the worker (converter/companions.py)."""
+    found: list[Path] = []
+    if input_format == TFJS:
+        found = companions.candidates(source, tfjs_input.model_files(source))
+    elif source.is_dir():
+        found = companions.candidates(source, set())
+    sent: list[Path] = []
+    if request.get("companions_archive"):
+        unpacked = workdir / "companions-in"
+        archive.extract(workdir / "companions-upload", unpacked)
+        sent = sorted(path for path in unpacked.iterdir() if path.is_file() and not path.is_symlink())
+    return companions.collect(found, sent, workdir)
+
+
 def _is_keras2(input_format: str, source: Path) -> bool:
     return input_format == KERAS_H5 and not keras2.read_h5_config(source)[0].startswith("3")
 
@@ -116,6 +133,7 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
     input_format, source = open_upload(workdir, request.get("format") or "", facts)
     if input_format not in formats.INPUT_FORMATS:
         raise ConversionError(f"Unknown input format {input_format!r}.")
+    extras = gather_companions(request, workdir, input_format, source)
     if input_format in (KERAS_H5, KERAS_V3):
         result, proof = convert_keras(input_format, source, output, workdir, shard_bytes)
     elif input_format == KERAS_SAVED_MODEL and keras_saved_model.is_legacy_keras_saved_model(source):
@@ -132,6 +150,7 @@ def run(request: dict, workdir: Path, facts: dict) -> dict:
         proof = parity.graph_proof(source, signature, json.loads((output / "model.json").read_text()))
     else:
         result, proof = tfjs_input.normalise(source, output, shard_bytes), None
+    result.update(extras)
     layout.regroup(output, shard_bytes)
     if input_format == TFJS:
         if result["output_format"] == GRAPH_MODEL:

@@ -11,7 +11,7 @@ TF.js on deterministic inputs, which must give finite outputs.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -35,6 +35,15 @@ def read_model_json(source: Path) -> dict:
             sizes.append(shard.stat().st_size)
         modeljson.check_group_bytes(group, sum(sizes))
     return document
+
+
+def model_files(source: Path) -> set[str]:
+    """The top-level file names that belong to the model: model.json and the
+    weight files it names (TF.js' own saves write ``./model.weights.bin``)."""
+    names = {"model.json"}
+    for group in read_model_json(source)["weightsManifest"]:
+        names.update(PurePosixPath(path).as_posix() for path in group["paths"])
+    return names
 
 
 def output_format(document: dict) -> str:

@@ -258,9 +258,12 @@ BROWSER_CHECK_SECONDS = envint("MODELPORT_BROWSER_CHECK_SECONDS", 120)
 # True: a backend that fails the check fails the version (checked before it is ready).
 BROWSER_BACKENDS_REQUIRED = env("MODELPORT_BROWSER_BACKENDS_REQUIRED", "") in ("1", "true", "yes")
 
-# CORS. /m/ (model files) is open to every origin: access control there is
-# by token, and a browser app on any origin must be able to load a public
-# model. The API is open only to the configured origins.
+# CORS. /m/ (model files) and the API are open to every origin, without
+# credentials (registry/signals.py): access control there is by token, never
+# by a cookie a browser would send on its own, and a browser app on any
+# origin must be able to load a public model or save one it trained. An
+# owner may restrict a model's files to some origins (Model.allowed_origins).
+# CORS_ALLOWED_ORIGINS adds origins for every other URL.
 CORS_ALLOWED_ORIGINS = envlist("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(api|m)/.*$"
 CORS_EXPOSE_HEADERS = ["ETag", "Content-Length", "Content-Type", "Content-Range", "X-Modelport-Version"]

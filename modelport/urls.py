@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Under /m/-/: no owner can be named "-", so no model's files collide.
+    path("m/-/verify.mjs", serving.verify_module, name="verify-module"),
     path("m/<str:owner>/<str:name>/blobs/<sha256:sha256>", serving.serve_blob, name="serve-blob"),
     path("m/<str:owner>/<str:name>/<str:ref>/cut/<str:layer>/model.json", serving.serve_cut, name="serve-cut"),
     path("m/<str:owner>/<str:name>/<str:ref>/<str:filename>", serving.serve_file, name="serve-file"),

@@ -18,6 +18,7 @@ import json
 
 from django.db import IntegrityError, transaction
 
+from converter import modeljson
 from converter.modeljson import weight_nbytes
 from registry import storage
 from registry.models import Blob, Cut, Version
@@ -112,6 +113,7 @@ def cut(version: Version, layer_name: str) -> Cut:
         groups.append({"paths": [f"../../../blobs/{sha}"], "weights": kept})
         blobs.append({"sha256": sha, "size": size})
     document["weightsManifest"] = groups
+    modeljson.add_integrity(document)
     body = json.dumps(document, separators=(",", ":")).encode()
     key = f"cuts/{version.uid}/{hashlib.sha256(layer_name.encode()).hexdigest()[:16]}/model.json"
     storage.put_blob(key, io.BytesIO(body))

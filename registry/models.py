@@ -195,6 +195,8 @@ class Version(models.Model):
     requested_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
     # SavedModels: which signature becomes the graph model (empty: serving_default).
     signature = models.CharField(max_length=128, blank=True)
+    # Companion files sent beside the model file (a zip of them, for the sandbox to check).
+    companions_upload_key = models.CharField(max_length=512, blank=True)
 
     input_format = models.CharField(max_length=24, choices=InputFormat.choices, blank=True)
     output_format = models.CharField(max_length=16, choices=OutputFormat.choices, blank=True)
@@ -218,6 +220,11 @@ class Version(models.Model):
     variants = models.JSONField(default=dict, blank=True)
     # Layers models: [{"name", "class_name", "output_shape"}] for choosing a cut.
     layers = models.JSONField(default=list, blank=True)
+    # Companion files served beside model.json (converter/companions.py):
+    # [{"name", "size", "sha256", "content_type", "key"}]; and the files of
+    # the upload that were not kept, with why: [{"name", "reason"}].
+    companions = models.JSONField(default=list, blank=True)
+    skipped_files = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -306,6 +313,8 @@ class Version(models.Model):
             fresh.blobs = published.blobs
             fresh.parity = result["parity"]
             fresh.layers = result["layers"]
+            fresh.companions = result.get("companions", [])
+            fresh.skipped_files = result.get("skipped_files", [])
             fresh.finished_at = timezone.now()
             fresh.conversion_seconds = round(seconds, 3)
             fresh.error = ""
@@ -355,6 +364,9 @@ class Version(models.Model):
             if self.variants.get(variant, {}).get("status") not in ("pending", "ready")
             and (variant != self.GRAPH_VARIANT or not self.graph_variant_refusal())
         ]
+
+    def companion(self, name: str) -> dict | None:
+        return next((item for item in self.companions if item["name"] == name), None)
 
     def ready_variant(self, quantization: str) -> dict | None:
         variant = self.variants.get(quantization)

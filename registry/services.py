@@ -16,6 +16,7 @@ from django.db.models import Max
 from accounts.models import AuditEvent
 from accounts.services import record
 from conversions import queue
+from converter import companions
 from converter.errors import ConversionError
 from converter.formats import sniff
 from registry import storage
@@ -102,12 +103,15 @@ def upload_version(
     variants: list[str] | None = None,
     signature: str = "",
     token=None,
+    companion_files: list | None = None,
 ) -> Version:
-    """Store the upload, create the next version and queue its conversion.
+    """Store the upload (and the companion files sent with it), create the
+    next version and queue its conversion.
 
     The file is checked cheaply first (empty? a model at all?) so obvious
     mistakes get an immediate 400 instead of a failed version.
     """
+    packed_companions = pack_companions(companion_files or [])
     sha256, size = _hash_and_size(fileobj)
     if size == 0:
         raise RegistryError("The uploaded file is empty.")
@@ -130,6 +134,9 @@ def upload_version(
     )
     version.upload_key = f"uploads/{version.uid}/upload"
     storage.put_blob(version.upload_key, fileobj)
+    if packed_companions is not None:
+        version.companions_upload_key = f"uploads/{version.uid}/companions.zip"
+        storage.put_blob(version.companions_upload_key, packed_companions)
     try:
         with transaction.atomic():
             Model.objects.select_for_update().filter(pk=model.pk).first()
@@ -137,7 +144,7 @@ def upload_version(
             version.save()
             transaction.on_commit(lambda: queue.enqueue_conversion(version.pk))
     except Exception:
-        storage.delete_blob(version.upload_key)
+        storage.delete_prefix(f"uploads/{version.uid}")
         raise
     record(
         AuditEvent.Action.VERSION_UPLOADED,
@@ -148,14 +155,38 @@ def upload_version(
         version=version.number,
         upload={"name": version.upload_name, "size": size, "sha256": sha256},
         variants=sorted(version.variants),
+        companions=[upload.name for upload in companion_files or []],
     )
     return version
+
+
+def pack_companions(files: list) -> IO[bytes] | None:
+    """Companion files sent with an upload, checked by name and size (their
+    content is for the sandbox to check) and packed into one zip."""
+    if not files:
+        return None
+    if len(files) > companions.MAX_COUNT:
+        raise RegistryError(f"Send at most {companions.MAX_COUNT} companion files.")
+    names = [PurePosixPath(upload.name.replace("\\", "/")).name for upload in files]
+    for name, upload in zip(names, files, strict=True):
+        if refusal := companions.name_refusal(name):
+            raise RegistryError(f"Companion files: {refusal}")
+        if upload.size > companions.MAX_BYTES:
+            raise RegistryError(f"The companion file {name} is larger than {companions.MAX_BYTES // 1024**2} MiB.")
+    if len(set(names)) != len(names):
+        raise RegistryError("Two companion files have the same name.")
+    if sum(upload.size for upload in files) > companions.MAX_TOTAL_BYTES:
+        raise RegistryError(
+            f"The companion files are larger than {companions.MAX_TOTAL_BYTES // 1024**2} MiB together."
+        )
+    packed, _ = pack_directory(files, names)
+    return packed
 
 
 def delete_model(model: Model, actor=None, token=None) -> None:
     """Delete a model with its versions, then their stored files, keeping
     weight blobs that another model also uses."""
-    keys = list(model.versions.values_list("upload_key", "uid"))
+    uids = list(model.versions.values_list("uid", flat=True))
     shas = list(model.blobs.values_list("sha256", flat=True))
     name = model.full_name
     last_number = max(model.versions.aggregate(n=Max("number"))["n"] or 0, model.number_floor)
@@ -169,8 +200,8 @@ def delete_model(model: Model, actor=None, token=None) -> None:
 
     def remove_files() -> None:
         try:
-            for upload_key, uid in keys:
-                storage.delete_blob(upload_key)
+            for uid in uids:
+                storage.delete_prefix(f"uploads/{uid}")
                 storage.delete_prefix(f"artifacts/{uid}")
             still_used = set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True))
             for sha in set(shas) - still_used:

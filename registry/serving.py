@@ -3,6 +3,7 @@
     /m/{owner}/{name}/{ref}/model.json              ref: version number or alias
     /m/{owner}/{name}/{ref}/{quantization}/model.json
     /m/{owner}/{name}/{ref}/cut/{layer}/model.json  a transfer-learning base
+    /m/{owner}/{name}/{ref}/{file}                  companions: metadata.json, labels.txt, …
     /m/{owner}/{name}/blobs/{sha256}                 weight files, by content
 
 model.json's weight paths point at the blobs (``../blobs/<sha256>``), so a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import re
 
 from django.conf import settings
@@ -98,22 +100,33 @@ def resolve(request, owner: str, name: str, ref: str, part: str = "") -> tuple[V
 @require_safe
 @refused_links
 def serve_file(request, owner: str, name: str, ref: str, filename: str):
-    if filename != "model.json":
-        raise Http404("Weight files are served from /blobs/; see model.json.")
     version, link = resolve(request, owner, name, ref)
-    return _model_json(request, version, version.model_json_key, version.model_json_sha256, not ref.isdigit(), link)
+    if filename == "model.json":
+        return _model_json(request, version, version.model_json_key, version.model_json_sha256, not ref.isdigit(), link)
+    return _companion(request, version, filename, not ref.isdigit(), link)
 
 
 @require_safe
 @refused_links
 def serve_variant_file(request, owner: str, name: str, ref: str, variant: str, filename: str):
-    if filename != "model.json":
-        raise Http404("Weight files are served from /blobs/; see model.json.")
     version, link = resolve(request, owner, name, ref, part=variant)
     ready = version.ready_variant(variant)
     if ready is None:
         raise Http404("This version has no such variant (yet).")
-    return _model_json(request, version, ready["model_json_key"], ready["model_json_sha256"], not ref.isdigit())
+    if filename == "model.json":
+        return _model_json(request, version, ready["model_json_key"], ready["model_json_sha256"], not ref.isdigit())
+    return _companion(request, version, filename, not ref.isdigit())
+
+
+def _companion(request, version: Version, filename: str, is_alias: bool, link: AccessLink | None = None):
+    """A companion file (metadata.json, labels.txt, …) beside model.json:
+    the same caching, ETag, CORS and privacy as model.json."""
+    companion = version.companion(filename)
+    if companion is None:
+        raise Http404(f"Version {version.number} has no file named {filename[:100]!r}; weight files are under /blobs/.")
+    return _version_file(
+        request, version, companion["key"], companion["sha256"], is_alias, link, content_type=companion["content_type"]
+    )
 
 
 @require_safe
@@ -128,6 +141,22 @@ def serve_cut(request, owner: str, name: str, ref: str, layer: str):
 
 
 def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool, link: AccessLink | None = None):
+    if request.method == "GET":
+        downloads.count(version.pk)
+    return _version_file(request, version, key, sha256, is_alias, link)
+
+
+def _version_file(
+    request,
+    version: Version,
+    key: str,
+    sha256: str,
+    is_alias: bool,
+    link: AccessLink | None = None,
+    content_type: str = "application/json",
+):
+    """A small file of a version (model.json, a companion), gzipped when
+    asked for, revalidated by ETag."""
     use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
     headers = {
         "ETag": f'"{sha256}"',
@@ -136,24 +165,22 @@ def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool
         "X-Modelport-Version": str(version.number),
     }
     # The gzipped body is another representation, so it has its own ETag.
-    if request.method == "GET":
-        downloads.count(version.pk)
     matched = {f'"{sha256}"', f'"{sha256}-gz"'} & _if_none_match(request)
     if matched:
         return HttpResponseNotModified(headers={**headers, "ETag": matched.pop()})
-    body = _read_model_json(key)
+    body = _read_stored(key)
     if use_gzip and len(body) >= GZIP_MIN_BYTES:
         body = _gzipped(body)
         headers["Content-Encoding"] = "gzip"
         headers["ETag"] = f'"{sha256}-gz"'
-    response = HttpResponse(b"" if request.method == "HEAD" else body, content_type="application/json", headers=headers)
+    response = HttpResponse(b"" if request.method == "HEAD" else body, content_type=content_type, headers=headers)
     response["Content-Length"] = str(len(body))
     return response
 
 
 @functools.lru_cache(maxsize=512)
-def _read_model_json(key: str) -> bytes:
-    """model.json keys are written once and never change: cache the bytes."""
+def _read_stored(key: str) -> bytes:
+    """model.json and companion keys are written once and never change: cache the bytes."""
     return storage.read_blob(key)
 
 
@@ -236,3 +263,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or start > end:
         return None
     return start, end
+
+
+@functools.cache
+def _verify_module() -> tuple[bytes, str]:
+    body = (settings.BASE_DIR / "static" / "js" / "verify.mjs").read_bytes()
+    return body, hashlib.sha256(body).hexdigest()
+
+
+@require_safe
+def verify_module(request):
+    """The ES module that loads a model with the browser checking each file
+    (Subresource Integrity), at a stable URL any origin may import."""
+    body, sha256 = _verify_module()
+    headers = {"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=3600"}
+    if f'"{sha256}"' in _if_none_match(request):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(body, content_type="text/javascript; charset=utf-8", headers=headers)

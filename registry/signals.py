@@ -10,9 +10,14 @@ MODEL_PATH = re.compile(r"^/m/(?P<owner>[^/]+)/(?P<name>[^/]+)/")
 
 @receiver(check_request_enabled)
 def allow_model_files_from_their_origins(sender, request, **kwargs) -> bool:
-    """Model files under /m/ are meant to be loaded by browser apps on any
+    """The API and model files under /m/ are meant to be loaded by browser apps on any
     origin, unless the model's owner restricted it to some origins. Access
     to private models is decided by token or access link, not by Origin."""
+    if request.path.startswith(("/m/-/", "/api/")):
+        # Modelport's own module, and the API: no cookie is sent or honoured
+        # cross-origin (no credentials), so any page may call it with a token,
+        # e.g. to save a model trained in the page with tf.io.http.
+        return True
     match = MODEL_PATH.match(request.path)
     if not match:
         return False

@@ -249,8 +249,15 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def app_origin(tmp_path_factory):
     """A static web app served from its own origin (127.0.0.1, another port)."""
     root = tmp_path_factory.mktemp("webapp")
-    shutil.copy(PROJECT_DIR / "tests" / "browser_app" / "index.html", root / "index.html")
-    shutil.copy(PROJECT_DIR / "node_modules/@tensorflow/tfjs/dist/tf.min.js", root / "tf.min.js")
+    for page in (PROJECT_DIR / "tests" / "browser_app").glob("*.[hj][ts]*"):  # the pages and their scripts
+        shutil.copy(page, root / page.name)
+    # The libraries as apps load them, from the npm packages.
+    for library in (
+        "@tensorflow/tfjs/dist/tf.min.js",
+        "@teachablemachine/image/dist/teachablemachine-image.min.js",
+        "ml5/dist/ml5.min.js",
+    ):
+        shutil.copy(PROJECT_DIR / "node_modules" / library, root / library.rsplit("/", 1)[-1])
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

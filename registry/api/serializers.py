@@ -8,7 +8,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from converter import companions as companion_rules
 from converter.formats import BROWSER_BACKENDS
+from converter.modeljson import sri
 from registry import cards, downloads
 from registry.models import Model, Version, clean_origins, model_name_validator
 
@@ -63,6 +65,10 @@ def _unstuck(outcome: dict) -> dict:
 
 class VersionSerializer(serializers.ModelSerializer):
     format = serializers.CharField(source="output_format", read_only=True)
+    input_format = serializers.ChoiceField(
+        choices=Version.InputFormat.choices, allow_blank=True, read_only=True,
+        help_text="The upload's format as detected; empty until the conversion has read it.",
+    )  # fmt: skip
     upload = serializers.SerializerMethodField()
     model_url = serializers.SerializerMethodField()
     snippet = serializers.SerializerMethodField()
@@ -73,6 +79,14 @@ class VersionSerializer(serializers.ModelSerializer):
         help_text="Per TF.js backend (cpu in Node; wasm and webgl in headless Chromium): status (passed, failed, "
         "error, skipped, pending), parity figures and, in Chromium, load_ms and first_predict_ms."
     )
+    model_json_integrity = serializers.SerializerMethodField(
+        help_text="Subresource Integrity of the numbered model.json (sha256-<base64>), for /m/-/verify.mjs."
+    )
+    companions = serializers.SerializerMethodField(
+        help_text="Files served beside model.json (metadata.json, labels.txt, …): name, url, size, sha256, "
+        "integrity, content_type."
+    )
+    skipped_files = serializers.SerializerMethodField(help_text="Files of the upload that were not kept, and why.")
 
     class Meta:
         model = Version
@@ -81,6 +95,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "converter_version",
             "upload", "size", "model_url", "snippet", "created_at", "started_at", "finished_at",
             "conversion_seconds", "attempts", "parity", "backends", "variants", "downloads_30d",
+            "model_json_integrity", "companions", "skipped_files",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -105,6 +120,29 @@ class VersionSerializer(serializers.ModelSerializer):
         url = self.get_model_url(version)
         return load_snippet(version, url) if url else None
 
+    def get_model_json_integrity(self, version: Version) -> str | None:
+        return sri(version.model_json_sha256) if version.is_ready else None
+
+    def get_companions(self, version: Version) -> list[dict]:
+        if not version.is_ready:
+            return []
+        request = self.context["request"]
+        base = version.model_json_path().removesuffix("model.json")
+        return [
+            {
+                "name": item["name"],
+                "url": absolute_url(request, base + item["name"]),
+                "size": item["size"],
+                "sha256": item["sha256"],
+                "integrity": sri(item["sha256"]),
+                "content_type": item["content_type"],
+            }
+            for item in version.companions
+        ]
+
+    def get_skipped_files(self, version: Version) -> list[dict]:
+        return version.skipped_files
+
     def get_variants(self, version: Version) -> list[dict]:
         request = self.context["request"]
         rows = []
@@ -121,11 +159,16 @@ class VersionSerializer(serializers.ModelSerializer):
                     "parity": variant.get("parity") or {},
                     "size": sum(blob["size"] for blob in variant.get("blobs", [])),
                     "model_url": url,
+                    "model_json_integrity": sri(variant["model_json_sha256"]) if url else None,
                     "snippet": load_snippet(version, url, name) if url else None,
                     "backends": backend_rows(version, variant) if name == Version.GRAPH_VARIANT else [],
                 }
             )
         return rows
+
+
+# The multipart parts tf.io.http sends (tfjs-core io/http.ts).
+TFJS_SAVE_PARTS = ("model.json", "model.weights.bin")
 
 
 class VersionUploadSerializer(serializers.Serializer):
@@ -155,9 +198,38 @@ class VersionUploadSerializer(serializers.Serializer):
         "uint16), and `graph`, a TF.js graph model of a Keras upload beside its layers model.",
     )  # fmt: skip
 
+    companions = serializers.ListField(
+        child=serializers.FileField(), required=False,
+        help_text="Companion files to serve beside model.json (metadata.json, labels.txt, a vocabulary…): "
+        f"{', '.join('.' + ext for ext in companion_rules.CONTENT_TYPES)}, at most {companion_rules.MAX_COUNT}, "
+        f"{companion_rules.MAX_BYTES // 1024**2} MiB each. A TF.js model's folder or archive may simply contain them.",
+    )  # fmt: skip
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # What TF.js sends from a page: model.save(tf.io.http(url)) posts these two parts.
+        fields[TFJS_SAVE_PARTS[0]] = serializers.FileField(
+            required=False, help_text="Instead of `file`: a model saved with TF.js' tf.io.http (its model.json part)."
+        )
+        fields[TFJS_SAVE_PARTS[1]] = serializers.FileField(
+            required=False, allow_empty_file=True, help_text="With `model.json`: the weights tf.io.http sends."
+        )
+        return fields
+
     def validate(self, data: dict) -> dict:
+        if data.get(TFJS_SAVE_PARTS[0]):
+            if data.get("file") or data.get("files"):
+                raise serializers.ValidationError(
+                    "Send a model saved by tf.io.http, or `file`, or `files`: one of them."
+                )
+            parts = [name for name in TFJS_SAVE_PARTS if data.get(name)]
+            return {**data, "files": [data.pop(name) for name in parts], "paths": parts}
+        if data.get(TFJS_SAVE_PARTS[1]):
+            raise serializers.ValidationError("`model.weights.bin` was sent without its `model.json`.")
         if bool(data.get("file")) == bool(data.get("files")):
-            raise serializers.ValidationError("Send either one `file`, or a directory as `files` with `paths`.")
+            raise serializers.ValidationError(
+                "Send either one `file`, or a directory as `files` with `paths` (or a model saved with tf.io.http)."
+            )
         if data.get("files") and len(data["files"]) != len(data.get("paths", [])):
             raise serializers.ValidationError("Send one `paths` entry (the relative path) for each of `files`.")
         return data

@@ -79,6 +79,9 @@ class OptionalPagination(PageNumberPagination):
             return None
         return super().paginate_queryset(queryset, request, view)
 
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return {"oneOf": [schema, super().get_paginated_response_schema(schema)]}
+
 
 class ModelList(generics.ListCreateAPIView):
     serializer_class = ModelSerializer
@@ -176,6 +179,7 @@ class VersionList(generics.ListAPIView):
             data.get("variants", []),
             data.get("signature", ""),
             token=request_token(request),
+            companion_files=data.get("companions", []),
         )
         return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
