@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -176,7 +179,6 @@ def directory_upload(paths: dict[str, bytes]) -> dict:
 
 
 def test_a_model_directory_can_be_uploaded_as_its_files(owner_client, public_model):
-    import io
     import zipfile
 
     from registry import storage
@@ -214,3 +216,59 @@ def test_too_many_files_is_a_400_in_json(owner_client, public_model, settings):
     response = owner_client.post(URL, directory_upload({f"m/f{i}": b"x" for i in range(3)}), format="multipart")
     assert response.status_code == 400
     assert response.json() == {"detail": "The request could not be read (too many files or fields?)."}
+
+
+def tfjs_save_parts() -> dict:
+    """The multipart body tf.io.http posts (tfjs-core io/http.ts)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile as Upload
+
+    model_json = {"modelTopology": {}, "weightsManifest": [{"paths": ["./model.weights.bin"], "weights": []}]}
+    return {
+        "model.json": Upload("model.json", json.dumps(model_json).encode(), content_type="application/json"),
+        "model.weights.bin": Upload("model.weights.bin", b"\0" * 16, content_type="application/octet-stream"),
+    }
+
+
+def test_a_model_saved_with_tf_io_http_is_an_upload_of_its_two_files(owner_client, public_model):
+    import zipfile
+
+    from registry import storage
+
+    response = owner_client.post(URL, tfjs_save_parts(), format="multipart")
+    assert response.status_code == 202, response.content
+    version = public_model.versions.get(number=response.json()["number"])
+    assert version.upload_name == "model.zip"
+    with zipfile.ZipFile(io.BytesIO(storage.read_blob(version.upload_key))) as packed:
+        assert sorted(packed.namelist()) == ["model.json", "model.weights.bin"]
+
+
+def test_tf_io_http_parts_do_not_mix_with_other_uploads(owner_client, public_model):
+    parts = tfjs_save_parts()
+    weights_only = owner_client.post(URL, {"model.weights.bin": parts["model.weights.bin"]}, format="multipart")
+    assert weights_only.status_code == 400
+    assert weights_only.json()["detail"] == "`model.weights.bin` was sent without its `model.json`."
+    both = owner_client.post(URL, {**tfjs_save_parts(), "file": h5_like()}, format="multipart")
+    assert both.status_code == 400
+    assert "one of them" in both.json()["detail"]
+
+
+def test_companions_sent_with_an_upload_are_checked_by_name_count_and_size(owner_client, public_model, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile as Upload
+
+    from converter import companions
+
+    def post(*files):
+        return owner_client.post(URL, {"file": h5_like(), "companions": list(files)}, format="multipart")
+
+    assert post(Upload("labels.txt", b"cat\ndog\n")).status_code == 202
+    for name in ("app.js", "page.html", "model.json", ".hidden.json", "weights.bin"):
+        refused = post(Upload(name, b"{}"))
+        assert refused.status_code == 400, name
+        assert refused.json()["detail"].startswith("Companion files: "), name
+    too_many = post(*(Upload(f"f{i}.txt", b"x") for i in range(companions.MAX_COUNT + 1)))
+    assert too_many.json()["detail"] == f"Send at most {companions.MAX_COUNT} companion files."
+    too_big = post(Upload("vocab.txt", b"x" * (companions.MAX_BYTES + 1)))
+    assert too_big.status_code == 400
+    assert "larger than 4 MiB" in too_big.json()["detail"]
+    twice = post(Upload("a.txt", b"1"), Upload("a.txt", b"2"))
+    assert twice.json()["detail"] == "Two companion files have the same name."

@@ -167,8 +167,8 @@ class VersionSerializer(serializers.ModelSerializer):
         return rows
 
 
-# The multipart parts tf.io.http sends (tfjs-core io/http.ts).
-TFJS_SAVE_PARTS = ("model.json", "model.weights.bin")
+# The multipart parts tf.io.http sends (tfjs-core io/http.ts), and where they land.
+TFJS_SAVE_PARTS = {"model.json": "saved_model_json", "model.weights.bin": "saved_weights"}
 
 
 class VersionUploadSerializer(serializers.Serializer):
@@ -208,24 +208,27 @@ class VersionUploadSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         # What TF.js sends from a page: model.save(tf.io.http(url)) posts these two parts.
-        fields[TFJS_SAVE_PARTS[0]] = serializers.FileField(
-            required=False, help_text="Instead of `file`: a model saved with TF.js' tf.io.http (its model.json part)."
-        )
-        fields[TFJS_SAVE_PARTS[1]] = serializers.FileField(
-            required=False, allow_empty_file=True, help_text="With `model.json`: the weights tf.io.http sends."
-        )
+        # (A source without dots: DRF would read "model.json" as a nested field.)
+        fields["model.json"] = serializers.FileField(
+            source="saved_model_json", required=False,
+            help_text="Instead of `file`: a model saved with TF.js' tf.io.http (its model.json part).",
+        )  # fmt: skip
+        fields["model.weights.bin"] = serializers.FileField(
+            source="saved_weights", required=False, allow_empty_file=True,
+            help_text="With `model.json`: the weights tf.io.http sends.",
+        )  # fmt: skip
         return fields
 
     def validate(self, data: dict) -> dict:
-        if data.get(TFJS_SAVE_PARTS[0]):
+        saved = [(name, data.pop(source)) for name, source in TFJS_SAVE_PARTS.items() if data.get(source)]
+        if saved and saved[0][0] != "model.json":
+            raise serializers.ValidationError("`model.weights.bin` was sent without its `model.json`.")
+        if saved:
             if data.get("file") or data.get("files"):
                 raise serializers.ValidationError(
                     "Send a model saved by tf.io.http, or `file`, or `files`: one of them."
                 )
-            parts = [name for name in TFJS_SAVE_PARTS if data.get(name)]
-            return {**data, "files": [data.pop(name) for name in parts], "paths": parts}
-        if data.get(TFJS_SAVE_PARTS[1]):
-            raise serializers.ValidationError("`model.weights.bin` was sent without its `model.json`.")
+            return {**data, "files": [part for _, part in saved], "paths": [name for name, _ in saved]}
         if bool(data.get("file")) == bool(data.get("files")):
             raise serializers.ValidationError(
                 "Send either one `file`, or a directory as `files` with `paths` (or a model saved with tf.io.http)."
