@@ -85,6 +85,21 @@ def test_push_wait_alias_then_status_ls_and_pull_as_a_ci_job_would(modelport, re
         server.shutdown()
 
 
+def test_a_teachable_machine_folder_is_pushed_and_pulled_with_its_metadata(modelport, tmp_path):
+    from tests.test_companions import teachable_export
+
+    export = teachable_export(tmp_path / "tm-my-image-model")
+    modelport("push", "alice/pets", str(export), "--create", "--wait")
+    target = tmp_path / "pulled"
+    pulled = json.loads(modelport("--json", "pull", "alice/pets", str(target)).stdout)
+    assert "metadata.json" in pulled["files"]
+    assert (target / "metadata.json").read_bytes() == (export / "metadata.json").read_bytes()
+    model_json = json.loads((target / "model.json").read_text())
+    local = [path for group in model_json["weightsManifest"] for path in group["paths"]]
+    assert sorted(model_json["integrity"]) == sorted(local)  # verify.mjs still works where it is hosted
+    assert all((target / path).is_file() for path in local)
+
+
 def test_a_failed_conversion_exits_non_zero_with_the_reason(modelport, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)

@@ -150,14 +150,16 @@ class Client:
 
     # Files
     def pull(self, owner: str, name: str, ref: str, directory: Path, progress=None) -> dict:
-        """model.json and its weight files into ``directory``, ready to host
-        anywhere: weight paths become local file names, each file checked
-        against its sha256 (its URL)."""
+        """model.json, its weight files and its companions (metadata.json,
+        labels.txt, …) into ``directory``, ready to host anywhere: weight
+        paths become local file names, each file checked against its sha256."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         response = self.request("GET", f"/m/{owner}/{name}/{ref}/model.json")
         model_json = response.json()
+        number = int(response.headers.get("X-Modelport-Version", "0")) or None
         files = []
+        integrity = {}
         for group in model_json.get("weightsManifest", []):
             local_paths = []
             for weight_path in group["paths"]:
@@ -167,12 +169,18 @@ class Client:
                     self._download(f"/m/{owner}/{name}/blobs/{sha}", target, sha, progress)
                 local_paths.append(target.name)
                 files.append(target.name)
+                if weight_path in model_json.get("integrity", {}):
+                    integrity[target.name] = model_json["integrity"][weight_path]
             group["paths"] = local_paths
+        if "integrity" in model_json:
+            model_json["integrity"] = integrity
         (directory / "model.json").write_text(json.dumps(model_json))
-        return {
-            "version": int(response.headers.get("X-Modelport-Version", "0")) or None,
-            "files": ["model.json", *files],
-        }
+        if number is not None:
+            for companion in self.version(owner, name, number).get("companions", []):
+                target = directory / Path(companion["name"]).name
+                self._download(companion["url"], target, companion["sha256"], progress)
+                files.append(target.name)
+        return {"version": number, "files": ["model.json", *files]}
 
     def _download(self, path: str, target: Path, sha: str, progress) -> None:
         digest = hashlib.sha256()
