@@ -204,6 +204,7 @@ class OrganizationList(GenericAPIView):
         mine = Organization.objects.filter(memberships__user=request.user).select_related("account")
         return Response(OrganizationSerializer(mine, many=True, context={"request": request}).data)
 
+    @extend_schema(responses={201: OrganizationSerializer})
     def post(self, request):
         """A new organisation, with you as its admin."""
         body = OrganizationSerializer(data=request.data, context={"request": request})
