@@ -101,9 +101,8 @@ def link_refs(model: Model, ready: list[Version]) -> list[tuple[str, str]]:
     return aliases + [(str(version.number), f"version {version.number}") for version in ready]
 
 
-def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | None = None):
-    model = visible_model(request, owner, name)
-    versions = list(model.versions.select_related("model__owner"))
+def decorate(request, versions: list[Version]) -> list[Version]:
+    """What registry/version_rows.html shows of each version."""
     variants_of = VersionSerializer(context={"request": request}).get_variants
     for version in versions:
         version.model_url = absolute_url(request, version.model_json_path()) if version.is_ready else ""
@@ -123,6 +122,29 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         version.variants_checked_pending = any(
             row["checked"] and row["checked"]["pending"] for row in version.variant_rows
         )
+        version.files = companion_rows(request, version)
+    return versions
+
+
+def companion_rows(request, version: Version) -> list[dict]:
+    base = version.model_json_path().removesuffix("model.json")
+    return [{**item, "url": absolute_url(request, base + item["name"])} for item in version.companions]
+
+
+def version_rows(request, owner: str, name: str):
+    """Rows of the versions table, rendered as the page renders them, for
+    the page's polling script to swap in (``?number=`` repeated)."""
+    model = visible_model(request, owner, name)
+    numbers = [int(number) for number in request.GET.getlist("number") if number.isdigit()][:50]
+    versions = decorate(request, list(model.versions.select_related("model__owner").filter(number__in=numbers)))
+    level = model_level(request.user, None, model)
+    context = {"versions": versions, "can_write": level >= Level.WRITE, "model": model}
+    return render(request, "registry/version_rows_list.html", context)
+
+
+def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | None = None):
+    model = visible_model(request, owner, name)
+    versions = decorate(request, list(model.versions.select_related("model__owner")))
     ready = [version for version in versions if version.is_ready]
     loads = downloads.totals([version.pk for version in versions])
     for version in versions:
@@ -169,7 +191,6 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         "show_variants_note": latest is not None
         and (can_write or any(version.variants for version in versions if version.is_ready)),
         "input_formats": Version.InputFormat.choices,
-        "input_format_labels": dict(Version.InputFormat.choices),
         "quantizations": Version.Quantization.values,
         "graph_variant": Version.GRAPH_VARIANT,
     }

@@ -1,13 +1,14 @@
 // Model page: upload a version through the REST API with a progress bar,
 // ask for quantized variants, poll the versions list while a conversion or
 // a variant runs, copy snippets.
-// The server renders the first view; this script keeps it current. After
+// The server renders the rows, first and after every change (the page's
+// rows/ URL): this script only swaps them in. After
 // each poll it sends a "modelport:versions" event (detail: the versions) so
 // aliases.js and layers.js can follow newly ready versions.
 (() => {
   "use strict";
 
-  const { h, formatTime, snippetBlock, csrfToken, send } = window.modelport;
+  const { h, csrfToken, send } = window.modelport;
 
   const page = document.getElementById("model-page");
   if (!page) return;
@@ -16,10 +17,7 @@
   const ACTIVE = ["pending", "converting"];
   const versionsUrl = page.dataset.versionsUrl;
   const latestUrl = page.dataset.latestUrl;
-  const formatLabels = JSON.parse(document.getElementById("input-format-labels").textContent);
-  const quantizations = JSON.parse(document.getElementById("quantizations").textContent);
-  const GRAPH = "graph";
-  const KERAS_FORMATS = ["keras-h5", "keras-v3"];
+  const rowsUrl = page.dataset.rowsUrl;
   const canWrite = "canWrite" in page.dataset;
   const table = document.getElementById("versions-table");
   const emptyNote = page.querySelector("[data-versions-empty]");
@@ -28,9 +26,7 @@
   const rendered = new Map(); // version number -> JSON it was last drawn from
   let pollTimer = null;
 
-  // ---- rendering (mirrors registry/version_rows.html and variants.html) ----
-
-  // Same output as Django's filesizeformat (1024-based, one decimal).
+  // Same output as Django's filesizeformat (1024-based, one decimal), for upload progress.
   function formatSize(bytes) {
     if (bytes < 1024) return `${bytes}\u00a0${bytes === 1 ? "byte" : "bytes"}`;
     const units = ["KB", "MB", "GB", "TB"];
@@ -43,254 +39,34 @@
     return `${value.toFixed(1)}\u00a0${units[unit]}`;
   }
 
-  // Two significant digits; same output as short_number() in registry/web.py.
-  function formatNumber(value) {
-    const rounded = Number(value.toExponential(1));
-    if (rounded === 0) return "0";
-    if (Math.abs(rounded) >= 0.01 && Math.abs(rounded) < 100) return String(rounded);
-    const [mantissa, exponent] = rounded.toExponential(1).split("e");
-    return `${mantissa.replace(/\.0$/, "")}e${Number(exponent)}`;
-  }
+  // ---- rendering: the server draws the rows (registry/version_rows.html) ----
 
-  // Same texts as parity_summary() in registry/web.py.
-  function paritySummary(parity) {
-    if (!parity || parity.max_abs_error === undefined || parity.max_abs_error === null) return null;
-    const inputs = (parity.inputs || [])
-      .map((input) => `${input.name} [${input.shape.join(", ")}] ${input.dtype}`)
-      .join(", ");
-    return {
-      passed: Boolean(parity.passed),
-      summary: `max error ${formatNumber(parity.max_abs_error)}`,
-      details:
-        `TF.js (in Node) vs TensorFlow on ${inputs || "fixed inputs"}: ` +
-        `max absolute error ${formatNumber(parity.max_abs_error)}, ` +
-        `max relative error ${formatNumber(parity.max_rel_error)}; ` +
-        `allowed ${formatNumber(parity.atol)} + ${formatNumber(parity.rtol)}\u00d7|value|.`,
-    };
-  }
-
-  function shortDuration(ms) {
-    return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(1)} s`;
-  }
-
-  // Same texts as backends_summary() in registry/web.py.
-  function backendsSummary(rows) {
-    if (!rows || !rows.length) return null;
-    const passed = rows.filter((row) => row.status === "passed").map((row) => row.name);
-    const problems = [];
-    for (const row of rows) {
-      if (row.status === "failed" && row.max_abs_error !== undefined && row.max_abs_error !== null) {
-        problems.push(`${row.name}: failed (max error ${formatNumber(row.max_abs_error)})`);
-      } else if (row.status !== "passed") {
-        problems.push(`${row.name}: ${row.status}${row.error ? ` — ${row.error}` : ""}`);
+  // Swap in the rows of these versions as the server renders them now.
+  async function redraw(versions, { highlight = false } = {}) {
+    const query = versions.map((version) => `number=${version.number}`).join("&");
+    const response = await fetch(`${rowsUrl}?${query}`, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    const template = document.createElement("template");
+    template.innerHTML = await response.text();
+    for (const body of template.content.querySelectorAll("tbody.version")) {
+      const existing = table.querySelector(`tbody[data-number="${body.dataset.number}"]`);
+      if (existing) {
+        existing.replaceWith(body);
+      } else {
+        const after = [...table.tBodies].find((other) => Number(other.dataset.number) < Number(body.dataset.number));
+        table.insertBefore(body, after || null);
+        if (highlight) body.classList.add("version-new");
       }
     }
-    const timings = rows
-      .filter((row) => row.first_predict_ms !== undefined && row.first_predict_ms !== null)
-      .map((row) => `${row.name} ${shortDuration(row.first_predict_ms)}`);
-    return {
-      verified: passed.length ? `Verified on ${passed.join(", ")}` : "",
-      problems,
-      timings: timings.length ? `First prediction in Chromium: ${timings.join(", ")}.` : "",
-      pending: rows.some((row) => row.status === "pending"),
-    };
-  }
-
-  // Mirrors registry/backends.html.
-  function backendsLine(checked) {
-    if (!checked) return "";
-    return h(
-      "p",
-      { class: "backends" },
-      checked.verified ? h("span", { class: "backends-verified" }, `✓ ${checked.verified}`) : "",
-      ...checked.problems.map((problem) => h("span", { class: "backends-problem" }, problem)),
-      checked.timings ? " " : "",
-      checked.timings ? h("span", { class: "muted" }, checked.timings) : "",
-    );
-  }
-
-  function parityBadge(verified) {
-    if (!verified) return h("span", { class: "muted" }, "—");
-    return h(
-      "span",
-      { class: `parity ${verified.passed ? "parity-ok" : "parity-bad"}`, title: verified.details },
-      `${verified.passed ? "\u2713" : "\u2717"} ${verified.summary}`,
-    );
-  }
-
-  function parityDetails(verified) {
-    return verified ? h("p", { class: "parity-details" }, verified.details) : "";
-  }
-
-  function capitalize(text) {
-    return text.charAt(0).toUpperCase() + text.slice(1);
-  }
-
-  // Variants the owner can still ask for (mirrors Version.requestable_variants):
-  // a failed one may be retried; a graph model only of a Keras layers model.
-  function requestable(version) {
-    const taken = version.variants
-      .filter((variant) => variant.status === "pending" || variant.status === "ready")
-      .map((variant) => variant.variant);
-    const keras = !version.input_format || KERAS_FORMATS.includes(version.input_format);
-    const choices = keras && version.format !== "graph-model" ? [...quantizations, GRAPH] : quantizations;
-    return choices.filter((choice) => !taken.includes(choice));
-  }
-
-  function variantLabel(variant) {
-    return variant === GRAPH ? "graph model" : variant;
-  }
-
-  function variantItem(version, variant) {
-    const ready = variant.status === "ready";
-    const verified = paritySummary(variant.parity);
-    let below = [];
-    if (ready) below = [snippetBlock(variant.snippet), backendsLine(backendsSummary(variant.backends))];
-    else if (variant.status === "failed") below = [h("p", { class: "variant-error" }, variant.error || "No reason was recorded.")];
-    return h(
-      "li",
-      { class: "variant", "data-variant": variant.variant },
-      h(
-        "div",
-        { class: "variant-head" },
-        h("span", { class: "variant-name" }, variantLabel(variant.variant)),
-        " ",
-        h("span", { class: `status status-${variant.status}` }, capitalize(variant.status)),
-        ready ? " " : "",
-        ready ? h("span", { class: "muted" }, formatSize(variant.size)) : "",
-        verified ? " " : "",
-        verified ? parityBadge(verified) : "",
-      ),
-      ...below,
-    );
-  }
-
-  function variantForm(version, choices) {
-    const id = `variant-${version.number}`;
-    return h(
-      "form",
-      { class: "variant-form", method: "post", action: `${versionsUrl}${version.number}/variants/`, "data-variant-form": "" },
-      h("label", { htmlFor: id }, "Make a variant"),
-      h("select", { id, name: "variant" }, ...choices.map((choice) => h("option", { value: choice }, variantLabel(choice)))),
-      h("button", { type: "submit", class: "button button-small" }, "Make variant"),
-      h("p", { class: "form-error", "data-variant-error": "", role: "alert", hidden: true }),
-    );
-  }
-
-  function variantsBlock(version) {
-    const choices = canWrite ? requestable(version) : [];
-    if (!version.variants.length && !choices.length) return "";
-    return h(
-      "div",
-      { class: "variants" },
-      version.variants.length ? h("h3", { class: "variants-title" }, "Variants") : "",
-      version.variants.length
-        ? h("ul", { class: "variant-list" }, ...version.variants.map((variant) => variantItem(version, variant)))
-        : "",
-      choices.length ? variantForm(version, choices) : "",
-    );
-  }
-
-  function hasPendingVariants(version) {
-    return version.status === "ready" && version.variants.some((variant) => variant.status === "pending");
-  }
-
-  function failureHint(failure) {
-    if (failure === "user") return "Fix the file and upload it again.";
-    if (failure === "system") return "This was a problem on Modelport's side; uploading the same file again may work.";
-    return "";
-  }
-
-  function versionBody(version) {
-    const attrs = {
-      class: "version",
-      "data-number": version.number,
-      "data-status": version.status,
-      "data-format": version.format,
-    };
-    if (hasPendingVariants(version)) attrs["data-variants-pending"] = "";
-    const checked = backendsSummary(version.backends);
-    const variantsChecking = version.variants.some((variant) => (backendsSummary(variant.backends) || {}).pending);
-    if ((checked && checked.pending) || variantsChecking) attrs["data-backends-pending"] = "";
-    const body = h("tbody", attrs);
-    const seconds = version.conversion_seconds;
-    const verified = paritySummary(version.parity);
-    body.append(
-      h(
-        "tr",
-        {},
-        h("td", { class: "num" }, h("strong", {}, String(version.number))),
-        h(
-          "td",
-          {},
-          h("span", { class: `status status-${version.status}` }, capitalize(version.status)),
-          version.attempts > 1 ? " " : "",
-          version.attempts > 1 ? h("span", { class: "muted" }, `attempt ${version.attempts}`) : "",
-        ),
-        h("td", { "data-label": "Input" }, formatLabels[version.input_format] || version.input_format || "—"),
-        h("td", { "data-label": "Output" }, version.format || "—"),
-        h("td", { "data-label": "Verified" }, parityBadge(verified)),
-        h(
-          "td",
-          { "data-label": "Upload" },
-          h("span", { class: "filename" }, version.upload.name),
-          " ",
-          h("span", { class: "muted" }, formatSize(version.upload.size)),
-        ),
-        h("td", { class: "num", "data-label": "Conversion" }, seconds === null ? "—" : `${(Math.round(seconds * 10) / 10).toFixed(1)} s`),
-        h("td", { "data-label": "Created" }, h("time", { dateTime: version.created_at }, formatTime(version.created_at))),
-      ),
-    );
-    if (version.status === "ready") {
-      body.append(
-        h(
-          "tr",
-          { class: "detail" },
-          h(
-            "td",
-            { colSpan: 8 },
-            snippetBlock(version.snippet),
-            parityDetails(verified),
-            backendsLine(checked),
-            variantsBlock(version),
-          ),
-        ),
-      );
-    } else if (version.status === "failed") {
-      const hint = failureHint(version.failure);
-      body.append(
-        h(
-          "tr",
-          { class: "detail detail-failed" },
-          h(
-            "td",
-            { colSpan: 8 },
-            h("strong", {}, "Conversion failed:"),
-            ` ${version.error || "no reason was recorded."} `,
-            hint ? h("span", { class: "hint" }, hint) : "",
-            parityDetails(verified),
-          ),
-        ),
-      );
-    }
-    return body;
-  }
-
-  function upsert(version, { highlight = false } = {}) {
-    const json = JSON.stringify(version);
-    if (rendered.get(version.number) === json) return;
-    rendered.set(version.number, json);
-    const body = versionBody(version);
-    const existing = table.querySelector(`tbody[data-number="${version.number}"]`);
-    if (existing) {
-      existing.replaceWith(body);
-    } else {
-      const after = [...table.tBodies].find((other) => Number(other.dataset.number) < version.number);
-      table.insertBefore(body, after || null);
-      if (highlight) body.classList.add("version-new");
-    }
+    for (const version of versions) rendered.set(version.number, JSON.stringify(version));
     table.hidden = false;
     emptyNote.hidden = true;
+  }
+
+  // Redraw the versions whose API representation changed since they were drawn.
+  function upsert(versions, options) {
+    const changed = versions.filter((version) => rendered.get(version.number) !== JSON.stringify(version));
+    return changed.length ? redraw(changed, options) : Promise.resolve();
   }
 
   // The "Use it" and "Try it" sections follow the newest ready version.
@@ -336,7 +112,7 @@
       const response = await fetch(versionsUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (!response.ok) throw new Error(`the server answered ${response.status}`);
       const versions = await response.json();
-      versions.forEach((version) => upsert(version));
+      await upsert(versions); // the first poll redraws every row once: the page may be older than it
       updateLatest(versions);
       updateVariantsNote(versions);
       page.dispatchEvent(new CustomEvent("modelport:versions", { detail: versions }));
@@ -408,7 +184,7 @@
     } finally {
       button.disabled = false;
     }
-    upsert(body);
+    await upsert([body]).catch(() => {});
     variantsNote.hidden = false;
     schedulePoll();
   }
@@ -541,8 +317,9 @@
           progressBox.hidden = true;
         }, 4000);
         form.reset();
-        upsert(version, { highlight: true });
-        schedulePoll();
+        upsert([version], { highlight: true })
+          .catch(() => {})
+          .finally(schedulePoll);
       };
       xhr.onerror = () => {
         submit.disabled = false;
