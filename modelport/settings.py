@@ -154,6 +154,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 _TFJS_DIST = BASE_DIR / "node_modules" / "@tensorflow" / "tfjs" / "dist"
 if _TFJS_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/tfjs", _TFJS_DIST))
+_TFJS_WASM_DIST = BASE_DIR / "node_modules" / "@tensorflow" / "tfjs-backend-wasm" / "dist"
+if _TFJS_WASM_DIST.is_dir():  # the playground's wasm backend
+    STATICFILES_DIRS.append(("vendor/tfjs-backend-wasm", _TFJS_WASM_DIST))
 
 # Storage: local disk by default, any S3-compatible server when S3_BUCKET is set.
 S3_BUCKET = env("S3_BUCKET")

@@ -3,6 +3,8 @@ from static/js/, so the browser and scripts share one code path."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -131,6 +133,17 @@ def companion_rows(request, version: Version) -> list[dict]:
     return [{**item, "url": absolute_url(request, base + item["name"])} for item in version.companions]
 
 
+def playground(latest: Version | None) -> dict:
+    """What "Try it" needs of the newest version: its inputs (as the parity
+    check ran them) and the companions that name its classes."""
+    files = {item["name"]: item["url"] for item in getattr(latest, "files", [])}
+    return {
+        "try_inputs_json": json.dumps(latest.parity.get("inputs", []) if latest else []),
+        "try_metadata_url": files.get("metadata.json", ""),
+        "try_labels_url": files.get("labels.txt", ""),
+    }
+
+
 def version_rows(request, owner: str, name: str):
     """Rows of the versions table, rendered as the page renders them, for
     the page's polling script to swap in (``?number=`` repeated)."""
@@ -164,6 +177,7 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         "latest": latest,
         "latest_url": latest_url,
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
+        **playground(latest),
         "can_write": can_write,
         "can_admin": level >= Level.ADMIN,
         "downloads_30d": sum(loads.values()),

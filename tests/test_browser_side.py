@@ -180,3 +180,39 @@ def check_verified_loads(browser, app_origin: str, base_url: str, version: dict,
     fresh, _ = open_page(browser, f"{app_origin}/index.html")
     with pytest.raises(Error, match="integrity|Failed to fetch"):
         fresh.evaluate(call, [module, url, wrong_pin, as_inputs(cnn.inputs)])
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A one-colour PNG, as a photo a user would drop on the page."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_the_playground_classifies_a_picture_with_its_labels_signed_out(registry, owner, export, tmp_path):
+    version = create_and_upload(registry, api_token(owner), "tm", zipped(export, tmp_path / "tm.zip"))
+    assert version["status"] == "ready", version["error"]
+    with chromium() as browser:
+        page, errors = open_page(browser, f"{registry.url}/alice/tm/")
+        assert (
+            page.input_value("[data-try-preset]") == "metadata"
+        )  # Teachable Machine's normalisation, from metadata.json
+        for backend in ("cpu", "wasm"):
+            page.select_option("[data-try-backend]", backend)
+            for name, rgb, label in (("red.png", (230, 20, 30), "Red"), ("blue.png", (10, 30, 220), "Blue")):
+                page.set_input_files(
+                    "[data-try-file]", {"name": name, "mimeType": "image/png", "buffer": png(300, 200, rgb)}
+                )
+                page.wait_for_function(
+                    "label => document.querySelector('[data-try-top] .try-label')?.textContent === label", arg=label
+                )
+                assert page.inner_text("[data-try-top] li:first-child .try-score") == "100.0%"
+                assert f"on {backend}." in page.inner_text("[data-try-output]")
+                assert "Prediction:" in page.inner_text("[data-try-output]")
+        assert errors == []

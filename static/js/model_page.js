@@ -84,6 +84,11 @@
     tryIt.dataset.modelUrl = latest.model_url;
     tryIt.dataset.number = String(latest.number);
     tryIt.dataset.format = latest.format;
+    tryIt.dataset.inputs = JSON.stringify(latest.parity.inputs || []);
+    const files = Object.fromEntries(latest.companions.map((file) => [file.name, file.url]));
+    tryIt.dataset.metadataUrl = files["metadata.json"] || "";
+    tryIt.dataset.labelsUrl = files["labels.txt"] || "";
+    tryIt.dispatchEvent(new CustomEvent("modelport:latest"));
     tryIt.hidden = false;
   }
 
