@@ -35,11 +35,11 @@ def top_level_layers(model_config: dict) -> list[dict]:
     return model_config.get("config", {}).get("layers", []) if isinstance(model_config.get("config"), dict) else []
 
 
-def _weight_scopes(layer: dict) -> set[str]:
+def weight_scopes(layer: dict) -> set[str]:
     """Names a layer's weights start with: its own and its sublayers'."""
     scopes = {layer["config"]["name"]}
     for sublayer in layer.get("config", {}).get("layers", []) or []:
-        scopes |= _weight_scopes(sublayer)
+        scopes |= weight_scopes(sublayer)
     return scopes
 
 
@@ -70,7 +70,7 @@ def cut_topology(model_config: dict, layer_name: str) -> tuple[dict, set[str]]:
             item for item in model_config["config"]["input_layers"] if item[0] in needed
         ]
         config["config"]["output_layers"] = [[layer_name, 0, 0]]
-    scopes = set().union(*(_weight_scopes(layer) for layer in kept)) if kept else set()
+    scopes = set().union(*(weight_scopes(layer) for layer in kept)) if kept else set()
     return config, scopes
 
 

@@ -14,7 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import AuditEvent
-from registry import cards, downloads, links, services
+from converter.modeljson import sri
+from registry import cards, downloads, links, services, storage, summary
 from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import VersionSerializer, absolute_url, backend_rows, load_snippet
 from registry.forms import AccessLinkForm, ModelCardForm, NewModelForm
@@ -133,6 +134,41 @@ def companion_rows(request, version: Version) -> list[dict]:
     return [{**item, "url": absolute_url(request, base + item["name"])} for item in version.companions]
 
 
+# The TF.js Modelport checks models with (package.json), as users load it from a CDN.
+TFJS_CDN = "https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0"
+
+
+def usage_snippets(request, latest: Version, latest_url: str) -> dict:
+    """How to load the newest version from an ES module, a plain <script>
+    page, and with the browser checking every file (registry/serving.py)."""
+    loader = "loadGraphModel" if latest.output_format == Version.OutputFormat.GRAPH else "loadLayersModel"
+    verify = absolute_url(request, reverse("verify-module"))
+    return {
+        "module": f"import * as tf from '{TFJS_CDN}/+esm';\n\nconst model = await tf.{loader}('{latest_url}');",
+        "script": f'<script src="{TFJS_CDN}/dist/tf.min.js"></script>\n<script>\n'
+        f"  tf.{loader}('{latest_url}').then((model) => {{\n    // model.predict(…)\n  }});\n</script>",
+        "verified": f"import {{verifiedFetch}} from '{verify}';\n\n"
+        f"const model = await tf.{loader}('{latest.model_url}', {{\n"
+        f"  fetchFunc: verifiedFetch({{integrity: '{sri(latest.model_json_sha256)}'}}),\n}});",
+    }
+
+
+def model_summary(latest: Version | None) -> dict | None:
+    if latest is None:
+        return None
+    try:
+        made = summary.summarise(latest)
+    except (storage.StorageError, ValueError, KeyError, TypeError):
+        return None  # the page still works; the summary is an extra
+    sizes = [{"name": "full model", "bytes": latest.size}]
+    sizes += [
+        {"name": "graph model" if name == Version.GRAPH_VARIANT else name, "bytes": sum(b["size"] for b in v["blobs"])}
+        for name, v in sorted(latest.variants.items())
+        if v.get("status") == "ready"
+    ]
+    return {**made, "sizes": sizes}
+
+
 def playground(latest: Version | None) -> dict:
     """What "Try it" needs of the newest version: its inputs (as the parity
     check ran them) and the companions that name its classes."""
@@ -178,6 +214,8 @@ def model_detail(request, owner: str, name: str, link_form: AccessLinkForm | Non
         "latest_url": latest_url,
         "latest_snippet": load_snippet(latest, latest_url) if latest else "",
         **playground(latest),
+        "summary": model_summary(latest),
+        "usage": usage_snippets(request, latest, latest_url) if latest else None,
         "can_write": can_write,
         "can_admin": level >= Level.ADMIN,
         "downloads_30d": sum(loads.values()),

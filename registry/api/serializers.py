@@ -362,6 +362,29 @@ class AliasMoveSerializer(serializers.Serializer):
     rollback = serializers.BooleanField()
 
 
+class TensorSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    shape = serializers.JSONField(allow_null=True, help_text="Dimensions; null where any size goes (the batch)")
+    dtype = serializers.CharField()
+
+
+class SummaryLayerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    class_name = serializers.CharField()
+    output_shape = serializers.JSONField(allow_null=True)
+    parameters = serializers.IntegerField()
+    cut_bytes = serializers.IntegerField(help_text="Weight bytes a cut at this layer downloads")
+
+
+class SummarySerializer(serializers.Serializer):
+    parameters = serializers.IntegerField()
+    weight_bytes = serializers.IntegerField()
+    inputs = TensorSerializer(many=True)
+    outputs = TensorSerializer(many=True)
+    layers = SummaryLayerSerializer(many=True, help_text="Top-level layers (layers models; empty for graph models)")
+    more_layers = serializers.IntegerField(help_text="Layers left out of `layers` (very large models)")
+
+
 class LayerSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="A layer (layers models) or a named node (graph models)")
     class_name = serializers.CharField(help_text="The layer's class, or the node's op")

@@ -28,6 +28,11 @@ urlpatterns = [
         views.VersionLayers.as_view(),
         name="api-version-layers",
     ),
+    path(
+        "models/<str:owner>/<str:name>/versions/<int:number>/summary/",
+        views.VersionSummary.as_view(),
+        name="api-version-summary",
+    ),
     path("models/<str:owner>/<str:name>/access-links/", links.AccessLinkList.as_view(), name="api-access-links"),
     path(
         "models/<str:owner>/<str:name>/access-links/<uuid:link_id>/",

@@ -9,12 +9,13 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import request_token
-from registry import downloads, services
+from registry import downloads, services, summary
 from registry.access import Level, model_level, writable_owners
 from registry.api.serializers import (
     LayerSerializer,
     ModelSerializer,
     ModelUpdateSerializer,
+    SummarySerializer,
     VariantRequestSerializer,
     VersionSerializer,
     VersionUploadSerializer,
@@ -230,3 +231,16 @@ class VersionLayers(generics.GenericAPIView):
                 url = absolute_url(request, version.cut_path(layer["name"]))
                 layers.append({**layer, "cut_url": url, "snippet": f"const base = await tf.loadLayersModel('{url}');"})
         return Response(LayerSerializer(layers, many=True).data)
+
+
+class VersionSummary(generics.GenericAPIView):
+    serializer_class = SummarySerializer
+
+    def get(self, request, owner: str, name: str, number: int):
+        """What the version's model is: its inputs and outputs (names, shapes,
+        dtypes), its layers like model.summary() with the weight bytes of a
+        cut at each, its parameters and weight bytes."""
+        version = find_version(visible_model(request, owner, name), number)
+        if not version.is_ready:
+            raise services.RegistryError(f"Version {number} is not ready: it has no model yet.", status=409)
+        return Response(SummarySerializer(summary.summarise(version)).data)
