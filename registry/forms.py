@@ -59,6 +59,10 @@ class ModelCardForm(forms.Form):
     tags = forms.CharField(required=False, help_text="Comma-separated, e.g. image-classification, mobilenet")
     license = forms.CharField(required=False, max_length=64, help_text="e.g. apache-2.0, mit, cc-by-4.0")
 
+    def clean_readme(self) -> str:
+        # Browsers send a textarea's lines with CRLF; the card is stored as the API stores it.
+        return self.cleaned_data["readme"].replace("\r\n", "\n")
+
     def clean_tags(self) -> list[str]:
         try:
             return cards.clean_tags([tag for tag in self.cleaned_data["tags"].split(",") if tag.strip()])

@@ -182,8 +182,8 @@
     button.disabled = true;
     try {
       const { response, body } = await request();
+      await refresh(); // the table first, so what the message says is what the table shows
       report(message(response, body));
-      await refresh();
     } catch (error) {
       report(error.message, { failed: true });
     } finally {
