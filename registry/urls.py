@@ -18,6 +18,7 @@ urlpatterns = [
     path("<str:owner>/<str:name>/", web.model_detail, name="model-detail"),
     path("<str:owner>/<str:name>/card/", web.edit_card, name="model-card-edit"),
     path("<str:owner>/<str:name>/rows/", web.version_rows, name="model-version-rows"),
+    path("<str:owner>/<str:name>/alias-rows/", web.alias_table_rows, name="model-alias-rows"),
     path("<str:owner>/<str:name>/webhooks/", web.create_webhook, name="model-webhook-create"),
     path("<str:owner>/<str:name>/webhooks/<uuid:webhook_id>/delete/", web.webhook_action, name="model-webhook-delete"),
     path(

@@ -180,6 +180,18 @@ def playground(latest: Version | None) -> dict:
     }
 
 
+def alias_table_rows(request, owner: str, name: str):
+    """The rows of the aliases table as the page renders them, for
+    static/js/aliases.js to swap in after a change."""
+    model = visible_model(request, owner, name)
+    latest = model.versions.filter(status=Version.Status.READY).order_by("-number").first()
+    context = {
+        "aliases": alias_rows(request, model, latest),
+        "can_write": model_level(request.user, None, model) >= Level.WRITE,
+    }
+    return render(request, "registry/alias_rows_list.html", context)
+
+
 def version_rows(request, owner: str, name: str):
     """Rows of the versions table, rendered as the page renders them, for
     the page's polling script to swap in (``?number=`` repeated)."""
@@ -311,7 +323,7 @@ def webhook_action(request, owner: str, name: str, webhook_id, delivery_id=None)
 
 def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:
     """The aliases as the API lists them (automatic ``latest`` first), each
-    with its snippet and move log (mirrored by aliasBody() in static/js/aliases.js)."""
+    with its snippet and move log."""
     moves: dict[str, list] = {}
     for move in model.alias_moves.select_related("from_version", "to_version", "moved_by"):
         moves.setdefault(move.alias, []).append(
@@ -347,8 +359,7 @@ def alias_rows(request, model: Model, latest: Version | None) -> list[dict]:
 
 
 def short_number(value: float) -> str:
-    """Two significant digits, written exactly as formatNumber() in
-    static/js/model_page.js writes them, so both renderings agree."""
+    """Two significant digits (1.2e-7, 0.03, 6e-8)."""
     rounded = float(f"{value:.1e}")
     if rounded == 0:
         return "0"
@@ -359,8 +370,7 @@ def short_number(value: float) -> str:
 
 
 def backends_summary(rows: list[dict]) -> dict | None:
-    """ "Verified on cpu, wasm, webgl", what did not pass and the first-prediction
-    times (mirrored by backendsSummary() in static/js/model_page.js)."""
+    """ "Verified on cpu, wasm, webgl", what did not pass and the first-prediction times."""
     if not rows:
         return None
     passed = [row["name"] for row in rows if row["status"] == "passed"]
@@ -389,8 +399,7 @@ def short_duration(milliseconds: float) -> str:
 
 
 def parity_summary(parity: dict) -> dict | None:
-    """The TF.js-vs-TensorFlow figures as a short cell text and a sentence
-    (mirrored by paritySummary() in static/js/model_page.js)."""
+    """The TF.js-vs-TensorFlow figures as a short cell text and a sentence."""
     if not parity or parity.get("max_abs_error") is None:
         return None
     inputs = ", ".join(

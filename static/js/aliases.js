@@ -1,141 +1,40 @@
 // Aliases: the table of movable names (with the automatic `latest`), and for
 // the owner setting, moving, rolling back and removing them through the
-// REST API. The server renders the first view (registry/alias_rows.html);
-// after each change this script fetches the list and the logs again and
-// redraws the rows the same way.
+// REST API. The server renders the rows (registry/alias_rows.html), first
+// and after each change (the page's alias-rows/ URL): this script swaps them in.
 (() => {
   "use strict";
 
-  const { h, timeTag, loadSnippet, snippetBlock, send } = window.modelport;
+  const { h, send } = window.modelport;
   const section = document.getElementById("aliases");
   if (!section) return;
 
   const page = document.getElementById("model-page");
   const aliasesUrl = section.dataset.aliasesUrl;
   const table = document.getElementById("aliases-table");
-  const versionsTable = document.getElementById("versions-table");
   const listError = section.querySelector("[data-aliases-error]");
-  const canWrite = "canWrite" in page.dataset;
   const form = document.getElementById("alias-form");
 
   const aliasUrl = (name) => `${aliasesUrl}${encodeURIComponent(name)}/`;
 
-  // ---- rendering (mirrors registry/alias_rows.html) ----
-
-  function versionFormat(number) {
-    const body = versionsTable.querySelector(`tbody[data-number="${number}"]`);
-    return body ? body.dataset.format : "";
-  }
-
-  function moveText(move) {
-    if (move.from_version === null) return `set to ${move.to_version}`;
-    if (move.to_version === null) return `removed from ${move.from_version}`;
-    return `${move.from_version} \u2192 ${move.to_version}`;
-  }
-
-  function moveItem(move) {
-    return h(
-      "li",
-      {},
-      timeTag(move.moved_at),
-      " ",
-      h("span", { class: "alias-move" }, moveText(move)),
-      " ",
-      h("span", { class: "muted" }, `by ${move.moved_by || "a deleted user"}`),
-      move.rollback ? " " : "",
-      move.rollback ? h("span", { class: "tag" }, "rollback") : "",
-    );
-  }
-
-  function history(log, open) {
-    if (!log.length) return "";
-    return h(
-      "details",
-      { class: "alias-history", open },
-      h("summary", {}, "History ", h("span", { class: "muted" }, `(${log.length} move${log.length === 1 ? "" : "s"})`)),
-      h("ol", { class: "alias-log" }, ...log.map(moveItem)),
-    );
-  }
-
-  function actions(alias, log) {
-    const cell = h("td", { class: "alias-actions" });
-    if (alias.automatic) return cell;
-    // Where POST …/rollback/ goes: back to where the last move came from.
-    const rollbackTo = log.length ? log[0].from_version : null;
-    const quiet = "button button-small button-quiet";
-    cell.append(
-      h("button", { type: "button", class: quiet, "data-alias-move": "" }, "Move"),
-      " ",
-      rollbackTo === null
-        ? h(
-            "button",
-            { type: "button", class: quiet, "data-alias-rollback": "", disabled: true, title: "No earlier version to roll back to." },
-            "Roll back",
-          )
-        : h("button", { type: "button", class: quiet, "data-alias-rollback": "" }, `Roll back to ${rollbackTo}`),
-      " ",
-      h("button", { type: "button", class: "button button-small button-danger", "data-alias-remove": "" }, "Remove"),
-    );
-    return cell;
-  }
-
-  function aliasBody(alias, log, historyOpen) {
-    const attrs = { class: "alias", "data-alias": alias.name, "data-version": alias.version };
-    if (alias.automatic) attrs["data-automatic"] = "";
-    return h(
-      "tbody",
-      attrs,
-      h(
-        "tr",
-        {},
-        h(
-          "td",
-          {},
-          h("span", { class: "alias-name" }, alias.name),
-          alias.automatic ? " " : "",
-          alias.automatic ? h("span", { class: "badge badge-auto" }, "automatic") : "",
-        ),
-        h("td", { class: "num", "data-label": "Version" }, h("strong", {}, String(alias.version))),
-        h(
-          "td",
-          { "data-label": "Updated" },
-          alias.automatic ? h("span", { class: "muted" }, "follows the newest ready version") : timeTag(alias.updated_at),
-        ),
-        canWrite ? actions(alias, log) : "",
-      ),
-      h(
-        "tr",
-        { class: "detail" },
-        h(
-          "td",
-          { colSpan: canWrite ? 4 : 3 },
-          snippetBlock(loadSnippet(versionFormat(alias.version), alias.model_url)),
-          history(log, historyOpen),
-        ),
-      ),
-    );
-  }
-
-  // ---- fetching ----
-
-  async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    return response.json();
-  }
+  // ---- fetching: the server renders the rows (registry/alias_rows.html) ----
 
   async function refresh() {
     try {
-      const aliases = await getJson(aliasesUrl);
-      const logs = await Promise.all(
-        aliases.map((alias) => (alias.automatic ? [] : getJson(`${aliasUrl(alias.name)}log/`))),
-      );
+      const response = await fetch(section.dataset.rowsUrl, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      const template = document.createElement("template");
+      template.innerHTML = await response.text();
       const open = new Set(
         [...table.querySelectorAll("details.alias-history[open]")].map((node) => node.closest("tbody").dataset.alias),
       );
       for (const body of [...table.tBodies]) body.remove();
-      aliases.forEach((alias, index) => table.append(aliasBody(alias, logs[index], open.has(alias.name))));
-      section.hidden = aliases.length === 0;
+      for (const body of template.content.querySelectorAll("tbody.alias")) {
+        const history = body.querySelector("details.alias-history");
+        if (history && open.has(body.dataset.alias)) history.open = true;
+        table.append(body);
+      }
+      section.hidden = table.tBodies.length === 0;
       listError.hidden = true;
     } catch (error) {
       listError.textContent = `Could not refresh the aliases (${error.message}); reload the page to see them.`;

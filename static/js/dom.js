@@ -1,6 +1,6 @@
 // Helpers the model page's scripts share (model_page.js, aliases.js,
-// layers.js): building elements, the texts the server renders too, and
-// requests that change things.
+// layers.js): building elements and requests that change things. The
+// server renders every row the scripts show (rows/ and alias-rows/).
 window.modelport = (() => {
   "use strict";
 
@@ -15,31 +15,6 @@ window.modelport = (() => {
       if (child !== null && child !== undefined && child !== "") node.append(child);
     }
     return node;
-  }
-
-  // Same text as the templates' {{ …|date:"Y-m-d H:i" }} UTC.
-  function formatTime(iso) {
-    return `${new Date(iso).toISOString().slice(0, 16).replace("T", " ")} UTC`;
-  }
-
-  function timeTag(iso) {
-    return h("time", { dateTime: iso }, formatTime(iso));
-  }
-
-  // Same text as load_snippet() in registry/api/serializers.py.
-  function loadSnippet(format, url) {
-    const loader = format === "graph-model" ? "loadGraphModel" : "loadLayersModel";
-    return `const model = await tf.${loader}('${url}');`;
-  }
-
-  // Mirrors registry/snippet.html.
-  function snippetBlock(text) {
-    return h(
-      "div",
-      { class: "snippet" },
-      h("code", { "data-snippet": "" }, text),
-      h("button", { type: "button", class: "button button-small copy-button" }, "Copy"),
-    );
   }
 
   function csrfToken() {
@@ -71,5 +46,5 @@ window.modelport = (() => {
     return { response, body };
   }
 
-  return { h, formatTime, timeTag, loadSnippet, snippetBlock, csrfToken, send };
+  return { h, csrfToken, send };
 })();
