@@ -7,6 +7,8 @@ test_browser_side.py.)"""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests import zoo
@@ -17,7 +19,7 @@ from tests.tokens import api_token
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("backend", ["disk"], indirect=True)]
 
 
-def test_the_owner_uses_every_control_of_the_model_page(registry, owner, tmp_path):
+def test_the_owner_uses_every_control_of_the_model_page(registry, owner, tmp_path, settings):
     from playwright.sync_api import expect, sync_playwright
 
     token = api_token(owner)
@@ -98,5 +100,27 @@ def test_the_owner_uses_every_control_of_the_model_page(registry, owner, tmp_pat
         expect(page.locator("#model-card h1")).to_have_text("Digits")
         model = api.get(f"{registry.url}/api/v1/models/alice/cnn/").json()
         assert (model["readme"], model["tags"]) == ("# Digits\n\nA *small* CNN.", ["vision", "demo"])
+
+        # Access links: minted, then revoked, on the page; the link stops working.
+        page.select_option("#id_ref", "2")
+        page.get_by_role("button", name="Mint access link").click()
+        link_row = page.locator("#access-links tr[data-link]").first
+        expect(link_row).to_contain_text("active")
+        link_url = link_row.locator(".link-url").inner_text().strip()
+        assert registry.api().get(link_url).status_code == 200
+        link_row.get_by_role("button", name="Revoke").click()
+        expect(page.locator("#access-links tr[data-link]").first).to_contain_text("revoked")
+        assert registry.api().get(link_url).status_code == 403
+
+        # Webhooks: added (its secret shown once), then removed.
+        settings.WEBHOOKS_ALLOW_PRIVATE = "loopback"
+        page.fill("#webhook-url", "http://127.0.0.1:9/hooks/modelport")
+        page.get_by_role("button", name="Add webhook").click()
+        expect(page.locator("#webhooks .token-new [data-snippet]")).to_have_text(re.compile(r"^whsec_"))
+        hooks = api.get(f"{registry.url}/api/v1/models/alice/cnn/webhooks/").json()
+        assert [hook["url"] for hook in hooks] == ["http://127.0.0.1:9/hooks/modelport"]
+        page.locator("#webhooks .webhook").get_by_role("button", name="Remove").click()
+        expect(page.locator("#webhooks .webhook")).to_have_count(0)
+        assert api.get(f"{registry.url}/api/v1/models/alice/cnn/webhooks/").json() == []
         assert errors == []
         browser.close()
