@@ -78,7 +78,7 @@ def layers_proof(output: Path) -> parity.Proof:
         model = keras_tfjs_loader.load_keras_model(str(output / "model.json"))
     except Exception as exc:  # untrusted topology: any failure is the file's
         raise ConversionError(f"TensorFlow could not rebuild the TF.js model to check it: {str(exc)[:300]}") from None
-    return parity.keras_model_proof(model, output_shape=lambda layer: None)
+    return parity.keras_model_proof(model, output_shape=parity.keras2_output_shape)
 
 
 def graph_self_check(output: Path, workdir: Path) -> dict:

@@ -23,7 +23,15 @@ GRAPH_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool", "
 def summarise(version: Version) -> dict:
     """The summary of a ready version (empty lists if model.json cannot say)."""
     shapes = {layer["name"]: layer.get("output_shape") for layer in version.layers}
-    return _summary(version.model_json_key, version.output_format, json.dumps(shapes, sort_keys=True))
+    made = _summary(version.model_json_key, version.output_format, json.dumps(shapes, sort_keys=True))
+    checked = version.parity.get("inputs") or []
+    if len(checked) == len(made["inputs"]) and any(tensor["shape"] is None for tensor in made["inputs"]):
+        # A nested first model keeps its input shape to itself: the shapes the parity check fed instead.
+        inputs = [
+            {**tensor, "shape": [None, *ran["shape"][1:]]} for tensor, ran in zip(made["inputs"], checked, strict=True)
+        ]
+        made = {**made, "inputs": inputs}
+    return made
 
 
 @functools.lru_cache(maxsize=256)

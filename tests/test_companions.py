@@ -75,6 +75,12 @@ def test_a_teachable_machine_zip_keeps_metadata_json_beside_model_json(registry,
     alias = anyone.get(f"{registry.url}/m/alice/pets/latest/metadata.json")
     assert (alias.status_code, alias.headers["Cache-Control"]) == (200, "public, no-cache")
     assert json.loads(alias.content)["labels"] == ["Red", "Blue"]
+    summary = anyone.get(f"{registry.url}/api/v1/models/alice/pets/versions/1/summary/").json()
+    assert [tensor["shape"] for tensor in summary["inputs"]] == [[None, 224, 224, 3]]
+    assert summary["outputs"] == [{"name": "sequential_3", "shape": [None, 2], "dtype": "float32"}]
+    assert [(row["name"], row["parameters"]) for row in summary["layers"]] == [
+        ("sequential_1", 8 * 8 * 3 * 4), ("sequential_3", 4 * 100 + 100 + 100 * 2),
+    ]  # fmt: skip
     missing = anyone.get(f"{registry.url}/m/alice/pets/1/labels.txt")
     assert missing.status_code == 404
     assert "no file named 'labels.txt'" in missing.json()["detail"]
