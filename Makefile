@@ -11,7 +11,7 @@ CLIENT_VENV := .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install client run token test test-fast lint lock chromium sandbox clean bench-convert bench-serve coverage
+.PHONY: install client run token test test-fast lint lock chromium sandbox proxy clean bench-convert bench-serve coverage
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -39,6 +39,10 @@ $(CLIENT_STAMP): client/requirements.lock client/pyproject.toml $(wildcard clien
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# nginx runs deploy/nginx.conf in tests (download counts behind its cache) and benchmarks.
+proxy:
+	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 # bubblewrap is the converter sandbox; without it conversions fail closed.
 sandbox:
 	@command -v bwrap >/dev/null || { apt-get update -qq && \
@@ -52,11 +56,11 @@ token: install
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --verbosity 0
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py apitoken $(or $(USER_NAME),$(USER),admin) | tail -1
 
-test: install client chromium sandbox
+test: install client chromium sandbox proxy
 	CELERY_QUEUE=modelport-test SECRET_KEY=$${SECRET_KEY:-test-only-secret} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install sandbox
+test-fast: install sandbox proxy
 	CELERY_QUEUE=modelport-test SECRET_KEY=test-only-secret $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 lint: install

@@ -328,6 +328,9 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.PeopleOnlyBackend"]
 
 # Download counts are summed in memory and written this often (registry/downloads.py).
 DOWNLOAD_FLUSH_SECONDS = envint("MODELPORT_DOWNLOAD_FLUSH_SECONDS", 5)
+# True behind deploy/nginx.conf: the front logs every model.json it answers, from
+# its cache or not, for `manage.py downloads_from_log`; the app then counts none itself.
+DOWNLOADS_COUNTED_BY_FRONT = envbool("MODELPORT_DOWNLOADS_COUNTED_BY_FRONT", False)
 
 # Webhooks (webhooks/). Targets on non-public addresses are refused (SSRF):
 # "" none, "loopback" 127.0.0.0/8 and ::1 (the development default), "all".

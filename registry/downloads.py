@@ -6,6 +6,11 @@ Counting never waits on the database: a request adds one to a counter in
 this process's memory; a background thread writes the sums every
 DOWNLOAD_FLUSH_SECONDS (and at exit). A process killed outright loses at
 most that many seconds of counts.
+
+Behind the production nginx front, which answers numbered model.json URLs
+from its cache, the front counts instead: it logs one line per model.json
+it answers (registry/download_log.py reads them) and tells the app so
+(``X-Modelport-Counted-By-Front``), so no load is counted twice or missed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ _lock = threading.Lock()
 _flusher: threading.Thread | None = None
 
 
+def counted_by_front(request) -> bool:
+    """The nginx front logs this load itself (deploy/nginx.conf); trusted only
+    when the deployment says a counting front is in place."""
+    return settings.DOWNLOADS_COUNTED_BY_FRONT and request.headers.get("X-Modelport-Counted-By-Front") == "1"
+
+
 def count(version_id: int) -> None:
     global _flusher
     with _lock:
@@ -44,6 +55,11 @@ def flush() -> int:
     with _lock:
         batch = dict(_pending)
         _pending.clear()
+    return add(batch)
+
+
+def add(batch: dict[tuple[int, date], int]) -> int:
+    """Add loads per (version id, day) to the stored counts."""
     for (version_id, day), loads in batch.items():
         try:
             with transaction.atomic():

@@ -141,7 +141,7 @@ def serve_cut(request, owner: str, name: str, ref: str, layer: str):
 
 
 def _model_json(request, version: Version, key: str, sha256: str, is_alias: bool, link: AccessLink | None = None):
-    if request.method == "GET":
+    if request.method == "GET" and not downloads.counted_by_front(request):
         downloads.count(version.pk)
     return _version_file(request, version, key, sha256, is_alias, link)
 
