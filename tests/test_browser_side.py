@@ -34,13 +34,13 @@ def cnn(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def chromium():
+def chromium(*extra_args: str):
     """Chromium, started once the test's database work is done: Django
     refuses database calls while playwright's event loop runs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
         yield browser
         browser.close()
 
@@ -215,4 +215,15 @@ def test_the_playground_classifies_a_picture_with_its_labels_signed_out(registry
                 assert page.inner_text("[data-try-top] li:first-child .try-score") == "100.0%"
                 assert f"on {backend}." in page.inner_text("[data-try-output]")
                 assert "Prediction:" in page.inner_text("[data-try-output]")
+        assert errors == []
+
+    # The webcam: Chromium's fake camera (a test pattern), allowed without asking.
+    with chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream") as browser:
+        page, errors = open_page(browser, f"{registry.url}/alice/tm/")
+        page.select_option("[data-try-backend]", "cpu")
+        page.click("[data-try-webcam]")
+        page.wait_for_selector("[data-try-top] li")
+        assert page.evaluate("() => document.querySelector('video.try-webcam').videoWidth") > 0
+        assert {page.inner_text("[data-try-top] li:first-child .try-label")} <= {"Red", "Blue"}
+        assert "Prediction:" in page.inner_text("[data-try-output]")
         assert errors == []
