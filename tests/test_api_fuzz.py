@@ -61,9 +61,11 @@ def _delivery(hook) -> Delivery:
 
 
 @pytest.fixture
-def seeded(owner, people, acme, detector, public_model, private_model) -> dict:
+def seeded(owner, people, acme, detector, public_model, private_model, settings) -> dict:
     """alice's models and acme's, with the objects every path parameter names,
-    and a token for each persona."""
+    and a token for each persona. The seeded webhooks target loopback, as on a
+    server that allows it (the production default refuses it, as it should)."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = "loopback"
     digits = make_ready_version(public_model, 1)
     Version.objects.filter(pk=digits.pk).update(
         layers=[{"name": "d", "class_name": "Dense", "output_shape": [None, 256]}],
