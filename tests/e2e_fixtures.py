@@ -240,6 +240,19 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+def signed_in_page(context, base_url: str, username: str, password: str):
+    """A page of ``context`` signed in through the login form, and the list
+    its uncaught JavaScript errors go to."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Sign in").click()
+    return page, errors
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests import zoo
-from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS, signed_in_page
 from tests.test_browser import as_arrays
 from tests.test_end_to_end import TOLERANCE
 
@@ -34,13 +34,7 @@ def test_admin_signs_in_uploads_on_the_page_and_loads_the_model_through_an_acces
     built = zoo.keras2_cnn_h5(tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{registry.url}/login/")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", "admin-password-1")
-        page.get_by_role("button", name="Sign in").click()
+        page, errors = signed_in_page(browser.new_context(), registry.url, "admin", "admin-password-1")
         page.goto(f"{registry.url}/new/")
         page.fill("input[name=name]", "digits")
         page.uncheck("input[name=public]")

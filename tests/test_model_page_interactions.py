@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests import zoo
-from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e_fixtures import CHROMIUM, CHROMIUM_ARGS, signed_in_page
 from tests.test_end_to_end import create_and_upload
 from tests.tokens import api_token
 
@@ -35,13 +35,7 @@ def test_the_owner_uses_every_control_of_the_model_page(registry, owner, tmp_pat
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context()
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=registry.url)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{registry.url}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "alice-password-1")
-        page.get_by_role("button", name="Sign in").click()
+        page, errors = signed_in_page(context, registry.url, "alice", "alice-password-1")
         page.goto(f"{registry.url}/alice/cnn/")
 
         # Copy: the clipboard holds the snippet.
