@@ -17,14 +17,20 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     autoretry_for=(SystemFailure, StorageError),
-    retry_backoff=5,
+    retry_backoff=settings.CONVERSION_RETRY_BASE_SECONDS,
+    retry_jitter=False,
     retry_kwargs={"max_retries": 5},
 )
 def convert_version(version_id: int) -> None:
     services.convert(version_id)
 
 
-@shared_task(autoretry_for=(SystemFailure, StorageError), retry_backoff=5, retry_kwargs={"max_retries": 3})
+@shared_task(
+    autoretry_for=(SystemFailure, StorageError),
+    retry_backoff=settings.CONVERSION_RETRY_BASE_SECONDS,
+    retry_jitter=False,
+    retry_kwargs={"max_retries": 3},
+)
 def convert_version_variants(version_id: int) -> None:
     services.convert_variants(version_id)
 

@@ -122,8 +122,11 @@ TEMPLATES = [
     },
 ]
 
+# A kept connection is checked before a request uses it: a restarted database costs a reconnect, not a 500.
 DATABASES = {
-    "default": dj_database_url.parse(env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60)
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60, conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so a Celery worker process started by the tests
@@ -218,6 +221,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = envint("MODELPORT_MAX_UPLOAD_FILES", 10_000)
 CONVERSION_TIMEOUT_SECONDS = envint("MODELPORT_CONVERSION_TIMEOUT", 900)
 CONVERSION_MEMORY_BYTES = envint("MODELPORT_CONVERSION_MEMORY_BYTES", 8 * 1024**3)
 CONVERSION_MAX_ATTEMPTS = envint("MODELPORT_CONVERSION_MAX_ATTEMPTS", 3)
+# A conversion that hit a storage or system error is tried again this long
+# after, then twice as long; no jitter, which could retry at once and spend
+# every attempt within seconds of an outage.
+CONVERSION_RETRY_BASE_SECONDS = envint("MODELPORT_CONVERSION_RETRY_BASE_SECONDS", 30)
 # A converting worker renews its lease every third of this; a lease that
 # runs out means the worker died and the job is taken again.
 CONVERSION_LEASE_SECONDS = envint("MODELPORT_CONVERSION_LEASE_SECONDS", 60)
