@@ -161,6 +161,9 @@ def start_worker(env: dict, log_path: Path, queue: str, name: str, purge: bool =
 
 
 def stop_worker(process: subprocess.Popen) -> None:
+    """Stop a worker (or any server process a test started, gunicorn too):
+    SIGTERM, then SIGKILL if it has not exited within 20 s. A process that
+    has already exited is left as it is (Popen signals only a live one)."""
     process.terminate()
     try:
         process.wait(timeout=20)

@@ -23,7 +23,7 @@ import pytest
 import redis
 import requests
 
-from tests.e2e_fixtures import PROJECT_DIR, free_port
+from tests.e2e_fixtures import PROJECT_DIR, free_port, stop_worker
 from tests.webhook_receiver import Receiver
 
 BIN = Path(sys.executable).parent
@@ -38,16 +38,6 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, logs: tup
             raise AssertionError(f"{what} did not happen within {timeout}s\n{tails}")
         time.sleep(0.05)
     return result
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Web:
@@ -68,7 +58,7 @@ class Web:
         wait_until(self._answers, 60, "gunicorn starting", (log,))
 
     def close(self) -> None:
-        stop(self.process)
+        stop_worker(self.process)
         for receiver in self.receivers:
             receiver.close()
 
