@@ -106,7 +106,7 @@ def link_refs(model: Model, ready: list[Version]) -> list[tuple[str, str]]:
 
 def decorate(request, versions: list[Version]) -> list[Version]:
     """What registry/version_rows.html shows of each version."""
-    variants_of = VersionSerializer(context={"request": request}).get_variants
+    api = VersionSerializer(context={"request": request})
     for version in versions:
         version.model_url = absolute_url(request, version.model_json_path()) if version.is_ready else ""
         version.snippet = load_snippet(version, version.model_url) if version.is_ready else ""
@@ -119,19 +119,14 @@ def decorate(request, versions: list[Version]) -> list[Version]:
                 "checked": backends_summary(variant["backends"]),
                 "snippet": variant["snippet"] or "",
             }
-            for variant in variants_of(version)
+            for variant in api.get_variants(version)
         ]
         version.requestable = version.requestable_variants()
         version.variants_checked_pending = any(
             row["checked"] and row["checked"]["pending"] for row in version.variant_rows
         )
-        version.files = companion_rows(request, version)
+        version.files = api.get_companions(version)
     return versions
-
-
-def companion_rows(request, version: Version) -> list[dict]:
-    base = version.model_json_path().removesuffix("model.json")
-    return [{**item, "url": absolute_url(request, base + item["name"])} for item in version.companions]
 
 
 # The TF.js Modelport checks models with (package.json), as users load it from a CDN.

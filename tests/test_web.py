@@ -165,6 +165,17 @@ def test_model_page_shows_snippets_for_ready_versions(client, public_model):
     assert "vendor/tfjs/tf.min.js" in page
 
 
+def test_ready_version_lists_its_companion_files_at_their_served_urls(client, public_model):
+    labels = {"name": "labels.txt", "size": 2048, "sha256": "4" * 64, "content_type": "text/plain", "key": "k"}
+    add_ready_version(public_model, 1, companions=[labels])
+
+    page = text(client.get("/alice/digits/"))
+
+    assert '<a href="http://testserver/m/alice/digits/1/labels.txt" class="filename">labels.txt</a>' in page
+    assert "2.0\xa0KB" in page
+    assert 'data-labels-url="http://testserver/m/alice/digits/1/labels.txt"' in page  # for "Try it"
+
+
 def test_model_page_shows_why_a_version_failed(client, public_model):
     add_version(
         public_model,
