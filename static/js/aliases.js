@@ -5,7 +5,7 @@
 (() => {
   "use strict";
 
-  const { h, send } = window.modelport;
+  const { h, fetchRows, send } = window.modelport;
   const section = document.getElementById("aliases");
   if (!section) return;
 
@@ -21,15 +21,12 @@
 
   async function refresh() {
     try {
-      const response = await fetch(section.dataset.rowsUrl, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`the server answered ${response.status}`);
-      const template = document.createElement("template");
-      template.innerHTML = await response.text();
+      const rows = await fetchRows(section.dataset.rowsUrl, "tbody.alias");
       const open = new Set(
         [...table.querySelectorAll("details.alias-history[open]")].map((node) => node.closest("tbody").dataset.alias),
       );
       for (const body of [...table.tBodies]) body.remove();
-      for (const body of template.content.querySelectorAll("tbody.alias")) {
+      for (const body of rows) {
         const history = body.querySelector("details.alias-history");
         if (history && open.has(body.dataset.alias)) history.open = true;
         table.append(body);

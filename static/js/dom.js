@@ -1,6 +1,6 @@
 // Helpers the model page's scripts share (model_page.js, aliases.js,
-// layers.js): building elements and requests that change things. The
-// server renders every row the scripts show (rows/ and alias-rows/).
+// layers.js): building elements, fetching the rows the server renders
+// (rows/ and alias-rows/) and requests that change things.
 window.modelport = (() => {
   "use strict";
 
@@ -15,6 +15,17 @@ window.modelport = (() => {
       if (child !== null && child !== undefined && child !== "") node.append(child);
     }
     return node;
+  }
+
+  // The elements matching `selector` (table rows: tbody) of the HTML partial
+  // at `url`, rendered by the server, for the caller to put in place. Throws
+  // an Error whose message says what went wrong.
+  async function fetchRows(url, selector) {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    const template = document.createElement("template");
+    template.innerHTML = await response.text();
+    return [...template.content.querySelectorAll(selector)];
   }
 
   function csrfToken() {
@@ -46,5 +57,5 @@ window.modelport = (() => {
     return { response, body };
   }
 
-  return { h, csrfToken, send };
+  return { h, fetchRows, csrfToken, send };
 })();

@@ -8,7 +8,7 @@
 (() => {
   "use strict";
 
-  const { h, csrfToken, send } = window.modelport;
+  const { h, fetchRows, csrfToken, send } = window.modelport;
 
   const page = document.getElementById("model-page");
   if (!page) return;
@@ -44,11 +44,7 @@
   // Swap in the rows of these versions as the server renders them now.
   async function redraw(versions, { highlight = false } = {}) {
     const query = versions.map((version) => `number=${version.number}`).join("&");
-    const response = await fetch(`${rowsUrl}?${query}`, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    const template = document.createElement("template");
-    template.innerHTML = await response.text();
-    for (const body of template.content.querySelectorAll("tbody.version")) {
+    for (const body of await fetchRows(`${rowsUrl}?${query}`, "tbody.version")) {
       const existing = table.querySelector(`tbody[data-number="${body.dataset.number}"]`);
       if (existing) {
         existing.replaceWith(body);
