@@ -347,6 +347,10 @@ class Version(models.Model):
     def variant_format(self, variant: str) -> str:
         return self.OutputFormat.GRAPH if variant == self.GRAPH_VARIANT else self.output_format
 
+    def tfjs_loader(self, variant: str = "") -> str:
+        """The TF.js function that loads this version, or its ``variant``."""
+        return "loadGraphModel" if self.variant_format(variant) == self.OutputFormat.GRAPH else "loadLayersModel"
+
     def graph_variant_refusal(self) -> str:
         """Why this version cannot have a graph variant ('' if it can, or cannot tell yet)."""
         keras = (self.InputFormat.KERAS_H5, self.InputFormat.KERAS_V3)

@@ -136,7 +136,7 @@ TFJS_CDN = "https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0"
 def usage_snippets(request, latest: Version, latest_url: str) -> dict:
     """How to load the newest version from an ES module, a plain <script>
     page, and with the browser checking every file (registry/serving.py)."""
-    loader = "loadGraphModel" if latest.output_format == Version.OutputFormat.GRAPH else "loadLayersModel"
+    loader = latest.tfjs_loader()
     verify = absolute_url(request, reverse("verify-module"))
     return {
         "module": f"import * as tf from '{TFJS_CDN}/+esm';\n\nconst model = await tf.{loader}('{latest_url}');",

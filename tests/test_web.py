@@ -165,6 +165,16 @@ def test_model_page_shows_snippets_for_ready_versions(client, public_model):
     assert "vendor/tfjs/tf.min.js" in page
 
 
+def test_usage_snippets_of_a_graph_model_load_it_with_load_graph_model(client, public_model):
+    add_ready_version(public_model, 1, output_format=Version.OutputFormat.GRAPH, model_json_sha256="5" * 64)
+
+    page = text(client.get("/alice/digits/"))
+
+    assert "  tf.loadGraphModel('http://testserver/m/alice/digits/latest/model.json').then((model) => {" in page
+    assert "const model = await tf.loadGraphModel('http://testserver/m/alice/digits/1/model.json', {" in page
+    assert "tf.loadLayersModel" not in page
+
+
 def test_ready_version_lists_its_companion_files_at_their_served_urls(client, public_model):
     labels = {"name": "labels.txt", "size": 2048, "sha256": "4" * 64, "content_type": "text/plain", "key": "k"}
     add_ready_version(public_model, 1, companions=[labels])

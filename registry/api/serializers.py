@@ -27,9 +27,7 @@ def node_snippet(node: str) -> str:
 
 
 def load_snippet(version: Version, url: str, variant: str = "") -> str:
-    if (version.variant_format(variant) if variant else version.output_format) == Version.OutputFormat.GRAPH:
-        return f"const model = await tf.loadGraphModel('{url}');"
-    return f"const model = await tf.loadLayersModel('{url}');"
+    return f"const model = await tf.{version.tfjs_loader(variant)}('{url}');"
 
 
 PARITY_FIGURES = ("max_abs_error", "max_rel_error", "atol", "rtol")
