@@ -14,23 +14,40 @@ import math
 
 from converter.modeljson import weight_nbytes
 from registry import cuts, storage
+from registry.errors import Refused
 from registry.models import Version
 
 MAX_ROWS = 1000
 GRAPH_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool", "DT_STRING": "string"}
 
 
+class SummaryError(Refused):
+    """A ready version whose model.json cannot be summarised."""
+
+    default_status = 409
+
+
 def summarise(version: Version) -> dict:
-    """The summary of a ready version (empty lists if model.json cannot say)."""
-    shapes = {layer["name"]: layer.get("output_shape") for layer in version.layers}
-    made = _summary(version.model_json_key, version.output_format, json.dumps(shapes, sort_keys=True))
-    checked = version.parity.get("inputs") or []
-    if len(checked) == len(made["inputs"]) and any(tensor["shape"] is None for tensor in made["inputs"]):
-        # A nested first model keeps its input shape to itself: the shapes the parity check fed instead.
-        inputs = [
-            {**tensor, "shape": [None, *ran["shape"][1:]]} for tensor, ran in zip(made["inputs"], checked, strict=True)
-        ]
-        made = {**made, "inputs": inputs}
+    """The summary of a ready version (empty lists if model.json cannot say);
+    SummaryError if its model.json is laid out in a way this cannot read."""
+    try:
+        shapes = {layer["name"]: layer.get("output_shape") for layer in version.layers}
+        made = _summary(version.model_json_key, version.output_format, json.dumps(shapes, sort_keys=True))
+        checked = version.parity.get("inputs") or []
+        if len(checked) == len(made["inputs"]) and any(tensor["shape"] is None for tensor in made["inputs"]):
+            # A nested first model keeps its input shape to itself: the shapes the parity check fed instead.
+            inputs = [
+                {**tensor, "shape": [None, *ran["shape"][1:]]}
+                for tensor, ran in zip(made["inputs"], checked, strict=True)
+            ]
+            made = {**made, "inputs": inputs}
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        # Publishing checks what TF.js needs to load model.json (converter/modeljson.py),
+        # not every field read here: a layer without its config, a shape that is not a list.
+        raise SummaryError(
+            f"Version {version.number} cannot be summarised: its model.json does not describe its layers, "
+            "signature or weights in a form Modelport can read. The model itself is served as it is."
+        ) from None
     return made
 
 

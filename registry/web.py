@@ -153,7 +153,7 @@ def model_summary(latest: Version | None) -> dict | None:
         return None
     try:
         made = summary.summarise(latest)
-    except (storage.StorageError, ValueError, KeyError, TypeError):
+    except (storage.StorageError, summary.SummaryError):
         return None  # the page still works; the summary is an extra
     sizes = [{"name": "full model", "bytes": latest.size}]
     sizes += [
