@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conversions.publish import store
+from conversions.publish import store, store_companions
 from converter.errors import ConversionError
 from registry import storage
 from tests.test_serving import SHARD, make_ready_version
@@ -55,6 +55,23 @@ def test_model_json_that_is_a_link_is_not_followed(tmp_path):
     os.symlink("/etc/passwd", tmp_path / "output" / "model.json")
     with pytest.raises(ConversionError, match="^The converter wrote no model.json"):
         store(tmp_path, "output", "layers-model", "artifacts/x/1/model.json", depth=1)
+
+
+@pytest.mark.parametrize("planted", ["the file", "its folder"])
+def test_a_companion_file_that_is_a_link_is_not_followed(tmp_path, planted):
+    job_dir, outside = tmp_path / "job", tmp_path / "outside"
+    outside.mkdir()
+    # Would pass every companion check: only the link keeps it out.
+    (outside / "labels.txt").write_text("a secret of the worker's\n")
+    job_dir.mkdir()
+    if planted == "the file":
+        (job_dir / "companions").mkdir()
+        os.symlink(outside / "labels.txt", job_dir / "companions" / "labels.txt")
+    else:
+        os.symlink(outside, job_dir / "companions")
+    with pytest.raises(ConversionError, match="^The converter did not write the companion file labels.txt.$"):
+        store_companions(job_dir, ["labels.txt"], "artifacts/x/1")
+    assert not storage.blob_exists("artifacts/x/1/files/labels.txt")
 
 
 def test_what_is_stored_is_the_private_copy_that_was_hashed(tmp_path, monkeypatch):
