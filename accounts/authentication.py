@@ -19,18 +19,22 @@ from knox.settings import CONSTANTS
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.models import AccessToken
+from registry import readcache
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
+    def candidates(self, key_prefix: str) -> list[AccessToken]:
+        return list(AccessToken.objects.filter(token_key=key_prefix).select_related("user", "user__organization"))
+
     def authenticate_credentials(self, token: bytes):
         try:
             key = token.decode("ascii")
             digest = hash_token(key)
         except (UnicodeDecodeError, TypeError, binascii.Error):
             raise AuthenticationFailed("Invalid token.") from None
-        for candidate in AccessToken.objects.filter(token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related("user"):
+        for candidate in self.candidates(key[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if not compare_digest(digest, candidate.digest):
                 continue
             if candidate.is_expired:
@@ -45,12 +49,25 @@ class TokenAuthentication(KnoxTokenAuthentication):
         raise AuthenticationFailed("Invalid token.")
 
 
+class RememberedTokenAuthentication(TokenAuthentication):
+    """Token rows remembered between writes (registry/readcache.py), for /m/;
+    expiry and the user's state are still checked on every request."""
+
+    def __init__(self, request) -> None:
+        super().__init__()
+        self.request = request
+
+    def candidates(self, key_prefix: str) -> list[AccessToken]:
+        load = super().candidates
+        return readcache.remember(self.request, ("tokens", key_prefix), lambda: load(key_prefix))
+
+
 def authenticate(request) -> tuple[object, AccessToken | None]:
     """For plain Django views (/m/): the token's user and token, or the session
     user and None. An invalid token counts as none (files of public models
     stay loadable); the API answers it with 401 instead."""
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = RememberedTokenAuthentication(request).authenticate(request)
     except AuthenticationFailed:
         found = None
     if found:

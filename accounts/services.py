@@ -110,11 +110,13 @@ def _lock(organization: Organization) -> None:
 def _withdraw(organization: Organization, user, tokens: bool) -> None:
     """What a member loses with their write role: the access links they minted
     on the organisation's models and, when they leave, their tokens for it."""
+    from registry import readcache
     from registry.models import AccessLink
 
     AccessLink.objects.filter(model__owner_id=organization.pk, created_by=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    readcache.forget_after_commit()  # update() sends no signals
     if tokens:
         AccessToken.objects.filter(user=user, organization=organization).delete()
 

@@ -103,6 +103,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry.middleware.ModelFilesMiddleware",
 ]
+# For /m/ (modelport/wsgi.py): what model files need of MIDDLEWARE, in its order.
+MODEL_FILES_MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "registry.middleware.ModelFilesMiddleware",
+]
 
 ROOT_URLCONF = "modelport.urls"
 WSGI_APPLICATION = "modelport.wsgi.application"

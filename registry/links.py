@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import record
+from registry import readcache
 from registry.errors import Refused
 from registry.models import AccessLink, Model, Version
 from registry.services import RegistryError
@@ -90,10 +91,14 @@ def find(request, owner: str, name: str) -> AccessLink | None:
         return None
     try:
         uid = _signer.unsign(value)
-        link = (
-            AccessLink.objects.select_related("model__owner")
-            .filter(uid=uid, model__owner__username=owner, model__name=name)
-            .first()
+        link = readcache.remember(
+            request,
+            ("link", uid, owner, name),
+            lambda: (
+                AccessLink.objects.select_related("model__owner")
+                .filter(uid=uid, model__owner__username=owner, model__name=name)
+                .first()
+            ),
         )
     except (signing.BadSignature, ValueError):
         link = None
@@ -121,5 +126,6 @@ def versions_opened(link: AccessLink) -> list[Version]:
     return versions
 
 
-def opens_blob(link: AccessLink, sha256: str) -> bool:
-    return any(blob["sha256"] == sha256 for version in versions_opened(link) for blob in version.blobs)
+def opens_blob(request, link: AccessLink, sha256: str) -> bool:
+    opened = readcache.remember(request, ("link-versions", link.pk), lambda: versions_opened(link))
+    return any(blob["sha256"] == sha256 for version in opened for blob in version.blobs)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from converter import formats
-from registry import storage
+from registry import readcache, storage
 from registry.access import visible_filter
 from webhooks import services as webhooks
 from webhooks.models import Event
@@ -340,6 +340,7 @@ class Version(models.Model):
             [Blob(model_id=self.model_id, sha256=sha, size=size) for sha, size in rows.items()],
             ignore_conflicts=True,
         )
+        readcache.forget_after_commit()  # bulk_create sends no signals
 
     def pending_variants(self) -> list[str]:
         return sorted(q for q, variant in self.variants.items() if variant.get("status") == "pending")
@@ -510,3 +511,14 @@ class DownloadDay(models.Model):
     def window_start(cls) -> date:
         """The first day counted in "the last 30 days" (today included)."""
         return timezone.now().date() - timedelta(days=cls.WINDOW_DAYS - 1)
+
+
+class ReadGeneration(models.Model):
+    """One row: a number replaced after every write that changes what /m/
+    answers, so each process knows when to drop what it remembers
+    (registry/readcache.py)."""
+
+    value = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"read generation {self.value}"

@@ -37,7 +37,7 @@ from django.http import (
 from django.views.decorators.http import require_safe
 
 from accounts.authentication import authenticate
-from registry import cuts, downloads, links, storage
+from registry import cuts, downloads, links, readcache, storage
 from registry.models import AccessLink, Model, Version
 from registry.storage import IMMUTABLE_CACHE_CONTROL
 
@@ -77,9 +77,8 @@ def visible_model(request, owner: str, name: str) -> tuple[Model, AccessLink | N
     if link is not None:
         model = link.model
     else:
-        user, token = authenticate(request)
-        model = Model.objects.visible_to(user, token).filter(owner__username=owner, name=name).first()
-        if model is None:
+        model = named_model(request, owner, name)
+        if model is None or not (model.public or _may_read(request, model)):
             raise Http404("No such model.")
     origin = request.headers.get("Origin")
     if origin and not model.public and not model.allows_origin(origin):
@@ -87,11 +86,32 @@ def visible_model(request, owner: str, name: str) -> tuple[Model, AccessLink | N
     return model, link
 
 
+def named_model(request, owner: str, name: str) -> Model | None:
+    """The model at /m/{owner}/{name}/, whoever may read it (remembered between writes)."""
+    return readcache.remember(
+        request,
+        ("model", owner, name),
+        lambda: Model.objects.select_related("owner").filter(owner__username=owner, name=name).first(),
+    )
+
+
+def _may_read(request, model: Model) -> bool:
+    """A private model: the session's or token's user may read it."""
+    user, token = authenticate(request)
+    if not user.is_authenticated:
+        return False
+    return readcache.remember(
+        request,
+        ("reads", user.pk, token.pk if token else None, model.pk),
+        lambda: Model.objects.visible_to(user, token).filter(pk=model.pk).exists(),
+    )
+
+
 def resolve(request, owner: str, name: str, ref: str, part: str = "") -> tuple[Version, AccessLink | None]:
     model, link = visible_model(request, owner, name)
     if link is not None and (part or ref != link.ref):
         raise links.LinkRefused(f"This access link opens {link.ref}/model.json of {model.full_name} only.")
-    version = model.version_at(ref)
+    version = readcache.remember(request, ("version", model.pk, ref), lambda: model.version_at(ref))
     if version is None:
         raise Http404("No such version.")
     return version, link
@@ -197,9 +217,9 @@ def _if_none_match(request) -> set[str]:
 @refused_links
 def serve_blob(request, owner: str, name: str, sha256: str):
     model, link = visible_model(request, owner, name)
-    if link is not None and not links.opens_blob(link, sha256):
+    if link is not None and not links.opens_blob(request, link, sha256):
         raise links.LinkRefused(f"This access link does not open this file of {model.full_name}.")
-    blob = model.blobs.filter(sha256=sha256).first()
+    blob = readcache.remember(request, ("blob", model.pk, sha256), lambda: model.blobs.filter(sha256=sha256).first())
     if blob is None:
         raise Http404("No such blob in this model.")
     # Through a link, blobs come from here: a signed storage URL would outlive the link's revocation.

@@ -1,0 +1,112 @@
+"""What /m/ reads to answer a load, remembered in each process between writes.
+
+A model.json request used to cost three or four queries (the model for
+CORS, the model again for the view, the alias→version, a token) before a
+byte was sent. Now every write that can change what a /m/ URL answers
+(models, versions, aliases, blobs, access links, tokens, memberships,
+accounts) replaces one number in the database, the read generation, once
+its transaction has committed (registry.signals connects them). A request
+reads that number once (a primary-key read) and answers from this
+process's memory while it is unchanged; when it has changed, the memory is
+dropped and rebuilt from the database as requests need it.
+
+A write is therefore seen by the next request that starts after it
+commits, in every process. A request that read the generation before a
+write stores what it loaded under that older generation, where no later
+request looks. The number is random, not a counter, so a test database
+flushed and re-created never meets a process's memory of an earlier one;
+without the row (a flushed database) nothing is remembered. Should a
+write's update of the number itself fail, what a process remembers is
+still dropped after MAX_AGE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+# Plenty for every model, ref and token in use; URLs naming nothing also
+# take a place, so the memory is dropped when full rather than grow.
+MAX_ENTRIES = 20_000
+MAX_AGE_SECONDS = 60
+_ROW = 1
+# registry.models.ReadGeneration's table (tests/test_readcache.py checks it).
+TABLE = "registry_readgeneration"
+
+
+class _Memory:
+    def __init__(self, generation: int | None) -> None:
+        self.generation = generation
+        self.entries: dict[Hashable, Any] = {}
+        self.expires = time.monotonic() + MAX_AGE_SECONDS
+
+
+_memory = _Memory(None)
+_lock = threading.Lock()
+
+
+def generation(request) -> int | None:
+    """The read generation, read once per request."""
+    try:
+        return request._modelport_read_generation
+    except AttributeError:
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value FROM {TABLE} WHERE id = %s", [_ROW])
+        row = cursor.fetchone()
+    request._modelport_read_generation = row[0] if row else None
+    return request._modelport_read_generation
+
+
+def remember(request, key: Hashable, load: Callable[[], Any]) -> Any:
+    """``load()``, or what it returned for ``key`` since the last write.
+    What is remembered is shared by the process's threads: treat it as read-only."""
+    global _memory
+    current = generation(request)
+    if current is None:
+        return load()
+    memory = _memory
+    if memory.generation != current or memory.expires < time.monotonic():
+        with _lock:
+            if _memory is memory:
+                _memory = _Memory(current)
+            memory = _memory
+        if memory.generation != current:  # another request's, just made
+            return load()
+    try:
+        return memory.entries[key]
+    except KeyError:
+        pass
+    value = load()
+    if len(memory.entries) >= MAX_ENTRIES:
+        memory.entries.clear()
+    memory.entries[key] = value
+    return value
+
+
+def forget_after_commit(**kwargs) -> None:
+    """Start a new read generation once the current transaction commits
+    (at once outside one), and forget at once in this process. Connected to
+    the writes that matter; also call it after a ``QuerySet.update()`` or
+    ``bulk_create()`` of them, which send no signals."""
+    global _memory
+    _memory = _Memory(None)
+    transaction.on_commit(_new_generation)
+
+
+def _new_generation() -> None:
+    value = secrets.randbits(62)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET value = %s WHERE id = %s", [value, _ROW])
+        if cursor.rowcount:
+            return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} (id, value) VALUES (%s, %s)", [_ROW, value])
+    except IntegrityError:  # another process made the row at the same moment
+        _new_generation()
