@@ -146,9 +146,9 @@ def _ms(text: str) -> float:
     return float(number) * TIME_UNITS[unit]
 
 
-def run_wrk(url: str, seconds: int, connections: int) -> dict:
+def run_wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()) -> dict:
     done = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *(f"-H{h}" for h in headers), url],
         capture_output=True, text=True, timeout=seconds + 30,
     )  # fmt: skip
     out = done.stdout
@@ -241,8 +241,8 @@ def main() -> None:
                 if mine.status_code != 200 or theirs.status_code != 200 or mine.content != theirs.content:
                     raise SystemExit(f"{base + path} ({mine.status_code}) and {nginx_url} differ")
 
-        for _, path, _ in targets:  # fill the proxy cache for wrk's request (no Accept-Encoding)
-            requests.get(proxy + path, headers={"Accept-Encoding": None})
+        for _, path, _ in targets:  # fill the proxy cache with wrk's own request (its headers are the cache key)
+            run_wrk(proxy + path, 1, 1)
         results = []
         for label, path, nginx_url in targets:
             measured = {"nginx": run_wrk(nginx_url, args.seconds, args.connections)}
