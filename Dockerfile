@@ -22,4 +22,4 @@ RUN DEBUG=1 python manage.py collectstatic --noinput \
 # Never root: the sandbox then maps its uid 65534 to this unprivileged user.
 USER 10001
 EXPOSE 8000
-CMD ["gunicorn", "modelport.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "600"]
+CMD ["deploy/web"]

@@ -1,19 +1,19 @@
 """Benchmark: Modelport serving model.json and weight blobs, against nginx
 serving the very same files from the same disk, in the same run.
 
-Two Modelport setups are measured: gunicorn alone (4 workers), and the
-documented production setup, deploy/nginx.conf (an nginx that caches what
-the app marks public and immutable) in front of that gunicorn.
+    .venv/bin/python bench/bench_serve.py [--seconds 10] [--connections 16]
+        [--database-url postgres://…/empty_db] [--json PATH]
 
-    .venv/bin/python bench/bench_serve.py [--seconds 10] [--connections 16] [--json PATH]
-
-Publishes two converted models into a temporary data directory (a
-MobileNet-0.25 and a 16 MB dense model whose weights fill 4 MiB blobs),
-starts Modelport as documented for production (gunicorn, 4 workers) and
-nginx on loopback, and load-tests each URL with wrk for a bounded time,
-alternating servers. Reports requests/s, MB/s, p50/p99 latency and the
-ratio Modelport/nginx. Needs `nginx` and `wrk` (`make bench-serve` installs
-them with apt).
+Publishes converted models into a temporary data directory (a
+MobileNet-0.25 with an alias, a private copy read with a token and through
+an access link, and a 16 MB dense model whose weights fill 4 MiB blobs)
+and measures each URL with wrk for a bounded time on: nginx as a static
+file server (the baseline), Modelport under gunicorn (4 sync workers, the
+server used before), Modelport under deploy/web (granian, the production
+server), and the production setup, deploy/nginx.conf in front of
+deploy/web, both cold (a crowd loading a URL the front has not cached) and
+warm. Reports requests/s, MB/s, p50/p99 latency and the ratios to nginx.
+Needs `nginx` and `wrk` (`make bench-serve` installs them with apt).
 """
 
 from __future__ import annotations
@@ -57,13 +57,14 @@ http {{
 
 
 def production_proxy_conf(work: Path, port: int, app_port: int) -> str:
-    """deploy/nginx.conf, pointed at this run's gunicorn, port and cache."""
+    """deploy/nginx.conf, pointed at this run's app server, port, cache and upload buffer."""
     conf = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
     cache = work / "proxy-cache"
     cache.mkdir(mode=0o777)
     cache.chmod(0o777)
     conf = conf.replace("server web:8000;", f"server 127.0.0.1:{app_port};")
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("/var/cache/nginx/client_temp", str(work / "proxy-uploads"))
     conf = conf.replace("/var/cache/nginx/modelport", str(cache)).replace("max_size=20g", "max_size=1g")
     conf = conf.replace("pid /tmp/nginx.pid;", f"pid {work}/proxy.pid;")
     return f"error_log {work}/proxy-error.log;\n" + conf
@@ -86,8 +87,9 @@ import numpy as np, tf_keras as keras
 from tensorflowjs.converters import converter
 from converter import layout
 from conversions.publish import store
-from registry import services
-from registry.models import Blob, Version
+from registry import links, services
+from registry.models import Alias, Blob, Version
+from accounts.services import create_token
 from django.contrib.auth import get_user_model
 
 work = Path({str(work)!r})
@@ -114,6 +116,17 @@ for name, model in models.items():
         Blob.objects.get_or_create(model=registered, sha256=blob["sha256"], defaults={{"size": blob["size"]}})
     largest = max(published.blobs, key=lambda b: b["size"])
     urls[name] = {{"model_json": version.model_json_key, "blob": largest["sha256"], "blob_size": largest["size"]}}
+    Alias.objects.create(model=registered, name="production", version=version)
+# What must reach the app: an alias (above), a private model read with a token and through an access link.
+private = services.create_model(user, "private", public=False)
+version = Version.objects.create(model=private, number=1, status="ready", upload_name="m.h5",
+    upload_size=1, upload_sha256="0", upload_key="u", output_format="layers-model")
+published = store(work, "mobilenet-out", "layers-model", f"artifacts/{{version.uid}}/1/model.json", depth=1)
+version.model_json_key, version.model_json_sha256 = published.model_json_key, published.model_json_sha256
+version.blobs = published.blobs
+version.save()
+urls["private"] = {{"model_json": version.model_json_key, "token": create_token(user, "bench", scope="read")[1],
+                   "link": links.url_path(links.mint(private, "1", 86400, [], user))}}
 print("URLS=" + json.dumps(urls))
 """
     done = subprocess.run(
@@ -165,10 +178,19 @@ def run_wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] =
     }
 
 
+def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with log.open("ab") as handle:
+        return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per URL and server")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--database-url", help="an empty database to use (e.g. PostgreSQL, as in production); default SQLite"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -188,67 +210,75 @@ def main() -> None:
         "S3_BUCKET": "",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "TFDF_DISABLE_WELCOME_MESSAGE": "1",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
     env.pop("DATABASE_URL", None)
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
     processes: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR, env=env, check=True)
         urls = publish_models(env, work)
-        app_port, nginx_port = free_port(), free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "modelport.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{app_port}",
-                    "--workers",
-                    "4",
-                    "--timeout",
-                    "600",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=PROJECT_DIR,
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-        )
+        gunicorn_port, app_port, nginx_port, proxy_port = (free_port() for _ in range(4))
+        gunicorn = [str(BIN / "gunicorn"), "modelport.wsgi", "--bind", f"127.0.0.1:{gunicorn_port}",
+                    "--workers", "4", "--timeout", "600", "--log-level", "warning"]  # fmt: skip
+        processes.append(start(gunicorn, env, work / "gunicorn.log"))
+        web_env = {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(app_port)}
+        processes.append(start([str(PROJECT_DIR / "deploy" / "web")], web_env, work / "web.log"))
         conf = work / "nginx.conf"
         conf.write_text(NGINX_CONF.format(root=work, port=nginx_port, storage=var / "storage"))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        processes.append(subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], start_new_session=True))
-        proxy_port = free_port()
+        processes.append(start([nginx, "-c", str(conf), "-g", "daemon off;"], env, work / "nginx.log"))
         proxy_conf = work / "proxy.conf"
         proxy_conf.write_text(production_proxy_conf(work, proxy_port, app_port))
-        processes.append(subprocess.Popen([nginx, "-c", str(proxy_conf), "-g", "daemon off;"], start_new_session=True))
-        app, web = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{nginx_port}"
-        proxy = f"http://127.0.0.1:{proxy_port}"
-        wait_for(f"{app}/api/v1/models/")
+        processes.append(start([nginx, "-c", str(proxy_conf), "-g", "daemon off;"], env, work / "proxy.log"))
+        servers = {
+            "gunicorn": f"http://127.0.0.1:{gunicorn_port}",
+            "granian": f"http://127.0.0.1:{app_port}",
+            "production": f"http://127.0.0.1:{proxy_port}",
+        }
+        web = f"http://127.0.0.1:{nginx_port}"
+        for base in servers.values():
+            wait_for(f"{base}/api/v1/models/")
         wait_for(f"{web}/")
-        wait_for(f"{proxy}/api/v1/models/")
 
+        # (label, path on Modelport, the same file from static nginx, wrk headers)
         targets = []
-        for name, item in urls.items():
-            path = f"/m/bench/{name}/1/model.json"
-            targets.append((f"{name} model.json", path, f"{web}/{item['model_json']}"))
+        for name in ("mobilenet", "dense16mb"):
+            item = urls[name]
+            nginx_json = f"{web}/{item['model_json']}"
+            targets.append((f"{name} model.json", f"/m/bench/{name}/1/model.json", nginx_json, ()))
             label = f"{name} blob ({item['blob_size'] / 1024:.0f} KiB)"
-            targets.append((label, f"/m/bench/{name}/blobs/{item['blob']}", f"{web}/blobs/sha256/{item['blob']}"))
-        for _, path, nginx_url in targets:  # same bytes from all three
+            blob = item["blob"]
+            targets.append((label, f"/m/bench/{name}/blobs/{blob}", f"{web}/blobs/sha256/{blob}", ()))
+        # What a cache may not keep: these reach the app through the front too.
+        private = urls["private"]
+        nginx_json = f"{web}/{urls['mobilenet']['model_json']}"
+        reach_app = [
+            ("mobilenet alias model.json", "/m/bench/mobilenet/production/model.json", nginx_json, ()),
+            ("private model.json, token", "/m/bench/private/1/model.json", f"{web}/{private['model_json']}",
+             (f"Authorization: Token {private['token']}",)),
+            ("private model.json, link", private["link"], f"{web}/{private['model_json']}", ()),
+        ]  # fmt: skip
+        for _, path, nginx_url, headers in targets + reach_app:  # the same bytes from all
             theirs = requests.get(nginx_url)
-            for base in (app, proxy):
-                mine = requests.get(base + path)
+            for base in servers.values():
+                mine = requests.get(base + path, headers=dict(h.split(": ", 1) for h in headers))
                 if mine.status_code != 200 or theirs.status_code != 200 or mine.content != theirs.content:
                     raise SystemExit(f"{base + path} ({mine.status_code}) and {nginx_url} differ")
 
-        for _, path, _ in targets:  # fill the proxy cache with wrk's own request (its headers are the cache key)
-            run_wrk(proxy + path, 1, 1)
         results = []
-        for label, path, nginx_url in targets:
+        for label, path, nginx_url, headers in targets + reach_app:
+            # Cold: the first crowd loading a URL the front has not cached
+            # (a new Origin is a new cache key), then warm, from its cache.
             measured = {"nginx": run_wrk(nginx_url, args.seconds, args.connections)}
-            measured["gunicorn"] = run_wrk(app + path, args.seconds, args.connections)
-            measured["production"] = run_wrk(proxy + path, args.seconds, args.connections)
-            results.append({"target": label, **measured})
+            for server, base in servers.items():
+                if server == "production" and (label, path, nginx_url, headers) in targets:
+                    cold = (*headers, f"Origin: https://cold-{len(results)}.example")
+                    measured["production cold"] = run_wrk(base + path, args.seconds, args.connections, cold)
+                    run_wrk(base + path, 1, 1, headers)  # fill the cache with wrk's own request (its cache key)
+                measured[server] = run_wrk(base + path, args.seconds, args.connections, headers)
+            results.append({"target": label, "reaches_app": (label, path, nginx_url, headers) in reach_app, **measured})
     finally:
         for process in processes:
             try:
@@ -257,27 +287,33 @@ def main() -> None:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(work, ignore_errors=True)
+    report(results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
+
+def report(results: list[dict], args) -> None:
+    database = "PostgreSQL" if args.database_url else "SQLite"
     print(
-        f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, loopback, {os.cpu_count()} cores; nginx = static files; "
-        "gunicorn = Modelport alone (4 workers, local disk); production = deploy/nginx.conf in front of it\n"
+        f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, loopback, {os.cpu_count()} cores, {database}; "
+        "nginx = static files; gunicorn = Modelport under gunicorn (4 sync workers); granian = Modelport under "
+        "deploy/web (the production server); production = deploy/nginx.conf in front of granian "
+        "(cold: the first load of a URL by a crowd)\n"
     )
-    header = f"{'URL':34} {'server':10} {'req/s':>9} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    header = f"{'URL':30} {'server':16} {'req/s':>9} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'×nginx':>7} {'p99×':>6}"
     print(header)
     print("-" * len(header))
     for row in results:
-        for server in ("nginx", "gunicorn", "production"):
+        base = row["nginx"]
+        for server in ("nginx", "gunicorn", "granian", "production cold", "production"):
+            if server not in row:
+                continue
             m = row[server]
+            ratio = m["mb_per_s"] / base["mb_per_s"]
             print(
-                f"{row['target']:34} {server:10} {m['requests_per_s']:9.0f} {m['mb_per_s']:9.1f} "
-                f"{m['p50_ms']:8.2f} {m['p99_ms']:8.2f}"
+                f"{row['target']:30} {server:16} {m['requests_per_s']:9.0f} {m['mb_per_s']:9.1f} "
+                f"{m['p50_ms']:8.2f} {m['p99_ms']:8.2f} {ratio:7.2f} {m['p99_ms'] / base['p99_ms']:6.1f}"
             )
-        for server in ("gunicorn", "production"):
-            ratio_rps = row[server]["requests_per_s"] / row["nginx"]["requests_per_s"]
-            ratio_mbs = row[server]["mb_per_s"] / row["nginx"]["mb_per_s"]
-            print(f"{'':34} {server[:4] + '/nginx':10} {ratio_rps:9.2f} {ratio_mbs:9.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

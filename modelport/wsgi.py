@@ -18,6 +18,13 @@ from django.core.handlers.wsgi import WSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelport.settings")
 
+# What a server puts in a request's environ (PEP 3333), never taken from the process's.
+CGI_VARIABLES = {
+    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH", "SERVER_NAME",
+    "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT", "GATEWAY_INTERFACE",
+    "SERVER_SOFTWARE", "REQUEST_URI", "RAW_URI",
+}  # fmt: skip
+
 
 class ModelFilesHandler(WSGIHandler):
     def load_middleware(self, is_async=False):
@@ -35,8 +42,16 @@ class Application:
         django.setup(set_prefix=False)
         self.site = WSGIHandler()
         self.model_files = ModelFilesHandler()
+        # granian (deploy/web) starts each request's environ from the process
+        # environment: SECRET_KEY, DATABASE_URL… would be in request.META.
+        self.process_environment = [
+            key for key in os.environ if key not in CGI_VARIABLES and not key.startswith(("HTTP_", "wsgi."))
+        ]
 
     def __call__(self, environ, start_response):
+        if environ.get("SERVER_SOFTWARE") == "Granian":
+            for key in self.process_environment:
+                environ.pop(key, None)
         handler = self.model_files if environ.get("PATH_INFO", "").startswith("/m/") else self.site
         return handler(environ, start_response)
 

@@ -161,7 +161,7 @@ def start_worker(env: dict, log_path: Path, queue: str, name: str, purge: bool =
 
 
 def stop_worker(process: subprocess.Popen) -> None:
-    """Stop a worker (or any server process a test started, gunicorn too):
+    """Stop a worker (or any server process a test started, the web server too):
     SIGTERM, then SIGKILL if it has not exited within 20 s. A process that
     has already exited is left as it is (Popen signals only a live one)."""
     process.terminate()

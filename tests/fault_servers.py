@@ -1,4 +1,4 @@
-"""Servers of a test's own that it can break: the app under gunicorn, a TCP
+"""Servers of a test's own that it can break: the app under its production web server (deploy/web), a TCP
 proxy that can play a server going down, redis-server that can be killed, a
 PostgreSQL cluster that can be restarted (tests/test_faults.py)."""
 
@@ -41,21 +41,26 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, logs: tup
 
 
 class Web:
-    """A gunicorn process of the app with one worker, so that every request
-    is served by the same process (and its kept database connection), and
-    alice's API session with it."""
+    """The production web server (deploy/web) with one worker and one
+    thread, so that every request is served by the same process (and its
+    kept database connection), and alice's API session with it."""
 
     def __init__(self, env: dict, log: Path, token: str):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
-        command = [str(BIN / "gunicorn"), "modelport.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        env = {
+            **env, "PATH": f"{BIN}:{env.get('PATH', '')}", "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port),
+            "WEB_WORKERS": "1", "WEB_THREADS": "1",
+        }  # fmt: skip
         with log.open("ab") as handle:
-            self.process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [str(PROJECT_DIR / "deploy" / "web")], cwd=PROJECT_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT
+            )
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Token {token}"
         self.receivers: list[Receiver] = []
-        wait_until(self._answers, 60, "gunicorn starting", (log,))
+        wait_until(self._answers, 60, "the web server starting", (log,))
 
     def close(self) -> None:
         stop_worker(self.process)
@@ -64,7 +69,7 @@ class Web:
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(f"the web server exited:\n{self.log.read_text()[-3000:]}")
         try:
             return requests.get(f"{self.url}/api/v1/models/", timeout=5).status_code == 200
         except requests.ConnectionError:

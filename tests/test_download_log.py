@@ -113,6 +113,7 @@ def front(live_server, tmp_path):
         "server web:8000;": f"server 127.0.0.1:{app_port};",
         "listen 8080;": f"listen 127.0.0.1:{port};",
         "/var/cache/nginx/modelport-downloads.log": str(work / "downloads.log"),
+        "/var/cache/nginx/client_temp": str(work / "uploads"),
         "/var/cache/nginx/modelport": str(work / "cache"),
         "pid /tmp/nginx.pid;": f"pid {work}/nginx.pid;",
     }

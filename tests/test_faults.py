@@ -1,7 +1,7 @@
 """Faults, nothing lost (issue 12 §5): the S3 server going down in the middle
 of a publish, Redis killed with jobs queued, PostgreSQL restarted under a
 running web process. Every part is a real process of the test's own
-(moto_server, redis-server, a PostgreSQL cluster, gunicorn, a Celery worker)
+(moto_server, redis-server, a PostgreSQL cluster, the web server, a Celery worker)
 and every fault is a real one: connections refused and cut, a server killed."""
 
 from __future__ import annotations
