@@ -11,7 +11,7 @@ CLIENT_VENV := .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install client run token test test-fast lint lock chromium sandbox proxy clean bench-convert bench-serve coverage
+.PHONY: install client run token test test-fast lint lock chromium sandbox proxy clean bench-convert bench-serve bench-load coverage
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -72,12 +72,18 @@ lint: install
 bench-convert: install sandbox
 	$(BIN)/python bench/bench_convert.py $(BENCH_ARGS)
 
-# model.json and blob serving (gunicorn, and behind deploy/nginx.conf) against
+# model.json and blob serving (gunicorn, granian, and deploy/nginx.conf in front) against
 # nginx serving the same files, with wrk on loopback.
 bench-serve: install
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
 	$(BIN)/python bench/bench_serve.py $(BENCH_ARGS)
+
+# The production setup under load: slow uploads, 64 readers, a burst of uploads.
+bench-load: install sandbox chromium
+	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
+	$(BIN)/python bench/bench_load.py $(BENCH_ARGS)
 
 # README's table of Keras layers and activations: each converted and run in TF.js.
 coverage: install

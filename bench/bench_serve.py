@@ -126,6 +126,7 @@ version.model_json_key, version.model_json_sha256 = published.model_json_key, pu
 version.blobs = published.blobs
 version.save()
 urls["private"] = {{"model_json": version.model_json_key, "token": create_token(user, "bench", scope="read")[1],
+                   "token_write": create_token(user, "bench-write")[1],
                    "link": links.url_path(links.mint(private, "1", 86400, [], user))}}
 print("URLS=" + json.dumps(urls))
 """
@@ -276,7 +277,7 @@ def main() -> None:
                 if server == "production" and (label, path, nginx_url, headers) in targets:
                     cold = (*headers, f"Origin: https://cold-{len(results)}.example")
                     measured["production cold"] = run_wrk(base + path, args.seconds, args.connections, cold)
-                    run_wrk(base + path, 1, 1, headers)  # fill the cache with wrk's own request (its cache key)
+                    run_wrk(base + path, 1, 2, headers)  # fill the cache with wrk's own request (its cache key)
                 measured[server] = run_wrk(base + path, args.seconds, args.connections, headers)
             results.append({"target": label, "reaches_app": (label, path, nginx_url, headers) in reach_app, **measured})
     finally:
