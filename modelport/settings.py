@@ -103,16 +103,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry.middleware.ModelFilesMiddleware",
 ]
-# For /m/ (modelport/wsgi.py): what model files need of MIDDLEWARE, in its order.
-MODEL_FILES_MIDDLEWARE = [
-    "corsheaders.middleware.CorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "registry.middleware.ModelFilesMiddleware",
-]
+# For reading /m/ (modelport/wsgi.py): MIDDLEWARE without what only pages and forms need.
+PAGES_ONLY_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
+MODEL_FILES_MIDDLEWARE = [m for m in MIDDLEWARE if m not in PAGES_ONLY_MIDDLEWARE]
 
 ROOT_URLCONF = "modelport.urls"
 WSGI_APPLICATION = "modelport.wsgi.application"

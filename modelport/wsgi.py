@@ -1,9 +1,9 @@
 """The WSGI application: the site, and a leaner handler for the model files under /m/.
 
 Browser apps load model.json and weights under /m/ thousands of times for
-each page view of the site. Those requests skip the middleware only pages
-and forms need (static files, CSRF, messages): the same
-views, URLs, CORS, security headers, sessions and error handling, with
+each page view of the site. Those reads (GET, HEAD, OPTIONS) skip the
+middleware only pages and forms need (static files, CSRF, messages): the
+same views, URLs, CORS, security headers, sessions and error handling, with
 settings.MODEL_FILES_MIDDLEWARE instead of settings.MIDDLEWARE.
 tests/test_model_files_handler.py checks both answer alike.
 """
@@ -18,12 +18,12 @@ from django.core.handlers.wsgi import WSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelport.settings")
 
-# What a server puts in a request's environ (PEP 3333), never taken from the process's.
-CGI_VARIABLES = {
+# What the server itself puts in every request's environ (PEP 3333).
+SERVER_VARIABLES = {
     "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH", "SERVER_NAME",
-    "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT", "GATEWAY_INTERFACE",
-    "SERVER_SOFTWARE", "REQUEST_URI", "RAW_URI",
+    "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR",
 }  # fmt: skip
+READS = {"GET", "HEAD", "OPTIONS"}
 
 
 class ModelFilesHandler(WSGIHandler):
@@ -42,17 +42,18 @@ class Application:
         django.setup(set_prefix=False)
         self.site = WSGIHandler()
         self.model_files = ModelFilesHandler()
-        # granian (deploy/web) starts each request's environ from the process
-        # environment: SECRET_KEY, DATABASE_URL… would be in request.META.
-        self.process_environment = [
-            key for key in os.environ if key not in CGI_VARIABLES and not key.startswith(("HTTP_", "wsgi."))
-        ]
+        # granian (deploy/web) and wsgiref (runserver) start each request's
+        # environ from the process environment: SECRET_KEY, DATABASE_URL… would
+        # be in request.META, and an HTTP_PROXY would look like a header.
+        self.process_environment = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
 
     def __call__(self, environ, start_response):
-        if environ.get("SERVER_SOFTWARE") == "Granian":
-            for key in self.process_environment:
-                environ.pop(key, None)
-        handler = self.model_files if environ.get("PATH_INFO", "").startswith("/m/") else self.site
+        for key, value in self.process_environment.items():
+            if environ.get(key) == value:
+                environ.pop(key)
+        # Only reads: the site's own pages under /m/… (forms that POST) keep CSRF.
+        reading_files = environ.get("REQUEST_METHOD") in READS and environ.get("PATH_INFO", "").startswith("/m/")
+        handler = self.model_files if reading_files else self.site
         return handler(environ, start_response)
 
 

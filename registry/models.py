@@ -125,7 +125,7 @@ class Model(models.Model):
             return self.latest_ready()
         if ref.isdigit():
             return self.versions.filter(number=int(ref), status=Version.Status.READY).first()
-        alias = self.aliases.select_related("version").filter(name=ref).first()
+        alias = self.aliases.select_related("version__model__owner").filter(name=ref).first()
         return alias.version if alias else None
 
 

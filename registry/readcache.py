@@ -10,8 +10,8 @@ reads that number once (a primary-key read) and answers from this
 process's memory while it is unchanged; when it has changed, the memory is
 dropped and rebuilt from the database as requests need it.
 
-A write is therefore seen by the next request that starts after it
-commits, in every process. A request that read the generation before a
+A write is therefore seen by every request that starts after the number
+changed (right after the write's commit), in every process. A request that read the generation before a
 write stores what it loaded under that older generation, where no later
 request looks. The number is random, not a counter, so a test database
 flushed and re-created never meets a process's memory of an earlier one;
@@ -91,12 +91,15 @@ def remember(request, key: Hashable, load: Callable[[], Any]) -> Any:
 
 def forget_after_commit(**kwargs) -> None:
     """Start a new read generation once the current transaction commits
-    (at once outside one), and forget at once in this process. Connected to
-    the writes that matter; also call it after a ``QuerySet.update()`` or
-    ``bulk_create()`` of them, which send no signals."""
+    (at once outside one). Connected to the writes that matter; also call
+    it after a ``QuerySet.update()`` or ``bulk_create()`` of them, which send
+    no signals. This process's memory is dropped at once too, which tests
+    running inside one transaction that never commits rely on."""
     global _memory
     _memory = _Memory(None)
-    transaction.on_commit(_new_generation)
+    # Robust: the write has committed; a failure to announce it is logged
+    # (and MAX_AGE_SECONDS bounds it) rather than turned into a 500.
+    transaction.on_commit(_new_generation, robust=True)
 
 
 def _new_generation() -> None:

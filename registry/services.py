@@ -19,7 +19,7 @@ from conversions import queue
 from converter import companions
 from converter.errors import ConversionError
 from converter.formats import sniff
-from registry import storage
+from registry import readcache, storage
 from registry.errors import Refused
 from registry.models import RESERVED_ALIASES, Alias, AliasMove, Blob, Model, RetiredName, Version
 from webhooks import services as webhooks
@@ -191,6 +191,9 @@ def delete_model(model: Model, actor=None, token=None) -> None:
     name = model.full_name
     last_number = max(model.versions.aggregate(n=Max("number"))["n"] or 0, model.number_floor)
     with transaction.atomic():
+        # First among this transaction's commit hooks: a webhook enqueue that
+        # fails after the commit must not keep a deleted model served.
+        readcache.forget_after_commit()
         RetiredName.objects.update_or_create(owner=model.owner, name=model.name, defaults={"last_number": last_number})
         record(
             AuditEvent.Action.MODEL_DELETED, model.owner, actor=actor, model=model, token=token, versions=last_number

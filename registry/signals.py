@@ -35,7 +35,7 @@ def _connect_read_generation() -> None:
     """Every write that can change what /m/ answers starts a new read
     generation (registry/readcache.py)."""
     from django.contrib.auth import get_user_model
-    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
     from accounts.models import AccessToken, Membership, Organization
     from registry import readcache
@@ -47,6 +47,8 @@ def _connect_read_generation() -> None:
         post_save.connect(forget, sender=sender, dispatch_uid=f"readcache-save-{sender.__name__}")
         post_delete.connect(forget, sender=sender, dispatch_uid=f"readcache-delete-{sender.__name__}")
     m2m_changed.connect(forget, sender=AccessToken.limited_models.through, dispatch_uid="readcache-token-models")
+    # Data migrations write through historical models, which send these signals to nobody.
+    post_migrate.connect(forget, dispatch_uid="readcache-migrate")
 
 
 _connect_read_generation()
