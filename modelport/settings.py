@@ -149,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+# On PostgreSQL each web process LISTENs for the read generation instead of
+# reading it on every /m/ request (registry/readcache.py).
+READCACHE_LISTEN = envbool("MODELPORT_READCACHE_LISTEN", True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -22,13 +22,18 @@ still dropped after MAX_AGE_SECONDS.
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+
+logger = logging.getLogger(__name__)
 
 # Plenty for every model, ref and token in use; URLs naming nothing also
 # take a place, so the memory is dropped when full rather than grow.
@@ -37,6 +42,8 @@ MAX_AGE_SECONDS = 60
 _ROW = 1
 # registry.models.ReadGeneration's table (tests/test_readcache.py checks it).
 TABLE = "registry_readgeneration"
+CHANNEL = "modelport_read_generation"
+LISTENER_RETRY_SECONDS = 2
 
 
 class _Memory:
@@ -50,17 +57,71 @@ _memory = _Memory(None)
 _lock = threading.Lock()
 
 
+class _Listener:
+    """On PostgreSQL, a thread of each process LISTENs for the number's
+    changes (``_new_generation`` NOTIFYs them) and keeps it, so a request
+    reads no row at all. Until it is listening, and whenever its connection
+    fails, ``value`` is None and requests read the row as on SQLite."""
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self.pid = 0
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start_if_needed(self) -> None:
+        if self.pid == os.getpid() or not settings.READCACHE_LISTEN or connection.vendor != "postgresql":
+            return
+        with _lock:
+            if self.pid == os.getpid():
+                return
+            self.pid, self.value = os.getpid(), None  # a forked child starts its own
+            params = connection.get_connection_params()
+            self.thread = threading.Thread(target=self._run, args=(params,), name="readcache-listener", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        """Close the listening connection (a test database can then be dropped)."""
+        self.stopping.set()
+        if self.thread is not None and self.pid == os.getpid():
+            self.thread.join(timeout=5)
+
+    def _run(self, params: dict) -> None:
+        import psycopg
+
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as listening:
+                    listening.execute(f"LISTEN {CHANNEL}")
+                    row = listening.execute(f"SELECT value FROM {TABLE} WHERE id = %s", [_ROW]).fetchone()
+                    self.value = row[0] if row else None
+                    while not self.stopping.is_set():
+                        for notice in listening.notifies(timeout=1.0):
+                            self.value = int(notice.payload)
+            except Exception:  # noqa: BLE001 - any failure: back to reading the row
+                logger.warning("read generation listener lost its connection; reading the row meanwhile", exc_info=True)
+            self.value = None
+            self.stopping.wait(LISTENER_RETRY_SECONDS)
+
+
+_listener = _Listener()
+
+
 def generation(request) -> int | None:
-    """The read generation, read once per request."""
+    """The read generation, known once per request."""
     try:
         return request._modelport_read_generation
     except AttributeError:
         pass
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT value FROM {TABLE} WHERE id = %s", [_ROW])
-        row = cursor.fetchone()
-    request._modelport_read_generation = row[0] if row else None
-    return request._modelport_read_generation
+    _listener.start_if_needed()
+    value = _listener.value
+    if value is None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT value FROM {TABLE} WHERE id = %s", [_ROW])
+            row = cursor.fetchone()
+        value = row[0] if row else None
+    request._modelport_read_generation = value
+    return value
 
 
 def remember(request, key: Hashable, load: Callable[[], Any]) -> Any:
@@ -106,10 +167,15 @@ def _new_generation() -> None:
     value = secrets.randbits(62)
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {TABLE} SET value = %s WHERE id = %s", [value, _ROW])
-        if cursor.rowcount:
-            return
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {TABLE} (id, value) VALUES (%s, %s)", [_ROW, value])
-    except IntegrityError:  # another process made the row at the same moment
-        _new_generation()
+        updated = cursor.rowcount
+    if not updated:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"INSERT INTO {TABLE} (id, value) VALUES (%s, %s)", [_ROW, value])
+        except IntegrityError:  # another process made the row at the same moment
+            return _new_generation()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(value)])
+    if _listener.value is not None:
+        _listener.value = value  # this process knows before its notice arrives

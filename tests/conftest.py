@@ -15,6 +15,16 @@ pytest_plugins = ["tests.e2e_fixtures", "tests.org_fixtures"]
 os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def read_generation_listener_stops(django_db_setup, django_db_blocker):
+    """On PostgreSQL /m/ requests start a LISTEN connection (registry/readcache.py):
+    closed before the test database is dropped."""
+    yield
+    from registry import readcache
+
+    readcache._listener.stop()
+
+
 @pytest.fixture(autouse=True)
 def no_browser_check(settings):
     """The browser check adds seconds to every conversion: it runs in

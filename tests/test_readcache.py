@@ -4,6 +4,9 @@ and in every other one through the read generation."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from django.db import connection
 
@@ -85,7 +88,10 @@ def test_revoked_links_and_deleted_tokens_stop_at_once(anon_client, owner, priva
     assert served_version(anon_client, "/m/alice/secret/1/model.json", **auth) == 404
 
 
-def test_without_the_generation_row_nothing_is_remembered(anon_client, public_model):
+def test_without_the_generation_row_nothing_is_remembered(anon_client, public_model, monkeypatch):
+    reading_the_row = readcache._Listener()
+    reading_the_row.pid = os.getpid()  # as if listening had failed: requests read the row
+    monkeypatch.setattr(readcache, "_listener", reading_the_row)
     make_ready_version(public_model, 1)
     make_ready_version(public_model, 2, shard=b"\x01" * 1024)
     Alias.objects.create(model=public_model, name="production", version=public_model.versions.get(number=1))
@@ -104,3 +110,28 @@ def test_memory_is_bounded(rf, monkeypatch):
     for i in range(25):
         assert readcache.remember(request, ("n", i), lambda i=i: i) == i
     assert len(readcache._memory.entries) <= 10
+
+
+def test_on_postgresql_a_notice_from_another_connection_is_heard(anon_client, public_model):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; elsewhere each request reads the row (tested above)")
+    import psycopg
+
+    make_ready_version(public_model, 1)
+    make_ready_version(public_model, 2, shard=b"\x01" * 1024)
+    Alias.objects.create(model=public_model, name="production", version=public_model.versions.get(number=1))
+    assert served_version(anon_client) == "1"
+    deadline = time.monotonic() + 10
+    while readcache._listener.value is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert readcache._listener.value is not None, "the listener never started listening"
+    # Another process: its own connection, its own write, its own notice; nothing of it runs here.
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        version_2 = public_model.versions.get(number=2).pk
+        other.execute("UPDATE registry_alias SET version_id = %s WHERE name = 'production'", [version_2])
+        other.execute(f"UPDATE {readcache.TABLE} SET value = 42 WHERE id = 1")
+        other.execute("SELECT pg_notify(%s, '42')", [readcache.CHANNEL])
+    while readcache._listener.value != 42 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert readcache._listener.value == 42
+    assert served_version(anon_client) == "2"
