@@ -164,7 +164,7 @@ def forget_after_commit(**kwargs) -> None:
 
 
 def _new_generation() -> None:
-    value = secrets.randbits(62)
+    value, heard = secrets.randbits(62), _listener.value
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {TABLE} SET value = %s WHERE id = %s", [value, _ROW])
         updated = cursor.rowcount
@@ -177,5 +177,7 @@ def _new_generation() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(value)])
-    if _listener.value is not None:
-        _listener.value = value  # this process knows before its notice arrives
+    if _listener.value == heard:
+        # Until its own notice arrives, this process reads the row: the next
+        # request (often the writer's own) must not use the number from before.
+        _listener.value = None
