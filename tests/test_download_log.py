@@ -42,7 +42,10 @@ def test_the_log_format_the_front_writes_is_the_one_read():
     conf = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
     assert "log_format modelport_downloads '$msec $status $uri';" in conf
     assert 'proxy_set_header X-Modelport-Counted-By-Front "1";' in conf
-    assert "access_log /var/cache/nginx/modelport-downloads.log modelport_downloads if=$modelport_download;" in conf
+    assert (
+        "access_log /var/cache/nginx/modelport-downloads.log modelport_downloads buffer=64k flush=1s"
+        " if=$modelport_download;"
+    ) in conf
     assert "MODELPORT_DOWNLOADS_COUNTED_BY_FRONT" in (PROJECT_DIR / "docker-compose.yml").read_text()
 
 
@@ -146,7 +149,7 @@ def test_loads_the_front_answers_from_its_cache_are_counted(front, public_model,
     assert [answer.headers["X-Cache"] for answer in answers] == ["MISS", "HIT", "HIT"]
     assert requests.get(f"{url}/m/alice/digits/latest/model.json", timeout=10).status_code == 200  # reaches the app
     assert downloads.flush() == 0  # the app saw two of these four loads and counted neither
-    for _ in range(50):  # nginx writes its log lines as it finishes each request
+    for _ in range(100):  # nginx writes its buffered log lines within a second
         if len(log.read_text().splitlines()) >= 4:
             break
         time.sleep(0.05)
