@@ -23,7 +23,6 @@ import concurrent.futures
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,14 +37,17 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import (  # noqa: E402
-    BIN,
     PROJECT_DIR,
+    _ms,
+    bench_environment,
     free_port,
     production_proxy_conf,
     publish_models,
     run_wrk,
     start,
+    stop_all,
     wait_for,
+    wrk,
 )
 
 TRICKLE_CLIENTS = 8
@@ -74,23 +76,16 @@ def trickle(host: str, port: int, path: str, token: str, seconds: float, stop: t
     return sent
 
 
-def wrk_errors(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()) -> dict:
-    done = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *(f"-H{h}" for h in headers), url],
-        capture_output=True, text=True, timeout=seconds + 60,
-    )  # fmt: skip
-    out = done.stdout
+def wrk_errors(url: str, seconds: int, connections: int) -> dict:
+    out = wrk(url, seconds, connections)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    p99 = re.search(r"\s99%\s+([\d.]+)(\w+)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     return {
-        "requests": int(total.group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "socket_errors": sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)],
+        "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
     }
 
 
@@ -160,16 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelport-bench-load-"))
     work.chmod(0o755)
-    var = work / "var"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MODELPORT_", "CELERY_"))},
-        "DJANGO_SETTINGS_MODULE": "modelport.settings", "SECRET_KEY": "bench", "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1", "MODELPORT_VAR_DIR": str(var), "CELERY_QUEUE": "bench-load",
-        "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-    }  # fmt: skip
-    env.pop("DATABASE_URL", None)
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+    env = bench_environment(work / "var", args.database_url, CELERY_QUEUE="bench-load")
     processes: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR, env=env, check=True)
@@ -226,12 +212,7 @@ def main() -> None:
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
         raise
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_all(processes)
         shutil.rmtree(work, ignore_errors=True)
 
     database = "PostgreSQL" if args.database_url else "SQLite"

@@ -160,14 +160,19 @@ def _ms(text: str) -> float:
     return float(number) * TIME_UNITS[unit]
 
 
-def run_wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()) -> dict:
+def wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()) -> str:
+    """wrk's report of ``url``; exits if wrk itself failed."""
     done = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *(f"-H{h}" for h in headers), url],
-        capture_output=True, text=True, timeout=seconds + 30,
+        capture_output=True, text=True, timeout=seconds + 60,
     )  # fmt: skip
-    out = done.stdout
-    if done.returncode != 0 or "Requests/sec" not in out:
-        raise SystemExit(f"wrk failed on {url}:\n{out}\n{done.stderr}")
+    if done.returncode != 0 or "Requests/sec" not in done.stdout:
+        raise SystemExit(f"wrk failed on {url}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def run_wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()) -> dict:
+    out = wrk(url, seconds, connections, headers)
     if "Non-2xx" in out:
         raise SystemExit(f"wrk got error responses from {url}:\n{out}")
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
@@ -177,6 +182,37 @@ def run_wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] =
         "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
         "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
     }
+
+
+def bench_environment(var: Path, database_url: str | None, **extra: str) -> dict:
+    """The app's environment for a benchmark: production settings, all state
+    in ``var``, SQLite unless ``database_url``; nothing from the shell's
+    S3_/MODELPORT_/CELERY_ variables."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MODELPORT_", "CELERY_"))},
+        "DJANGO_SETTINGS_MODULE": "modelport.settings",
+        "SECRET_KEY": "bench",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "MODELPORT_VAR_DIR": str(var),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TFDF_DISABLE_WELCOME_MESSAGE": "1",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        **extra,
+    }
+    env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -201,21 +237,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="modelport-bench-serve-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user
     var = work / "var"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "modelport.settings",
-        "SECRET_KEY": "bench",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "MODELPORT_VAR_DIR": str(var),
-        "S3_BUCKET": "",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "TFDF_DISABLE_WELCOME_MESSAGE": "1",
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-    }
-    env.pop("DATABASE_URL", None)
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+    env = bench_environment(var, args.database_url)
     processes: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR, env=env, check=True)
@@ -281,12 +303,7 @@ def main() -> None:
                 measured[server] = run_wrk(base + path, args.seconds, args.connections, headers)
             results.append({"target": label, "reaches_app": (label, path, nginx_url, headers) in reach_app, **measured})
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_all(processes)
         shutil.rmtree(work, ignore_errors=True)
     report(results, args)
     if args.json:
